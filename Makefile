@@ -1,0 +1,32 @@
+# TinyTorch: the two commands of README.md. Each sets itself up (a .venv with the pinned working set).
+#   make demo   create .venv if needed, install, run the main job
+#   make test   create .venv if needed, install, run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TITO := $(BIN)/tito
+STAMP := $(VENV)/.tinytorch-installed
+PYTEST_WORKERS ?= auto
+
+.PHONY: demo test venv clean
+
+demo: $(STAMP)
+	$(TITO) export --all
+	$(TITO) module status
+
+test: $(STAMP)
+	@if [ -d modules ]; then $(TITO) export --check; fi
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py settings.ini
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "TinyTorch needs Python >= 3.10; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,17 @@
+"""Shared by every test folder (and shipped to students): the tests must exercise THIS tree's package."""
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    import tinytorch
+
+    where = Path(tinytorch.__file__).resolve().parent
+    if where != ROOT / "tinytorch":
+        raise pytest.UsageError(
+            f"these tests would run against {where}, not this tree's package {ROOT / 'tinytorch'}; "
+            f"run them from {ROOT} with `python -m pytest`, or use `tito module test N`"
+        )

@@ -1,0 +1,96 @@
+"""Fixtures for testing the toolchain. Every test works on a private copy of the repository (never on
+the checkout itself) and drives `tito` through a subprocess, exactly as a person would."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COPIED = ("settings.ini", "setup.py", "Makefile", "requirements.txt", "README.md", ".gitignore", "pytest.ini",
+          "modules", "nbs", "tinytorch", "tests")
+IGNORED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "tito", "notebooks")
+
+
+def copy_tree(dest: Path) -> Path:
+    """A copy of the instructor tree: sources, notebooks, package, module tests (not these tests)."""
+    dest.mkdir(parents=True)
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            ignore = IGNORED if name == "tests" else shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".tito")
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run_tito(cwd: Path, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
+    """`python -m tinytorch.tito ARGS` in `cwd` (so the copy's own tito and package are used)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(cwd)
+    proc = subprocess.run([sys.executable, "-m", "tinytorch.tito", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check is not None:
+        assert proc.returncode == check, f"tito {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def snapshot(root: Path, *folders: str) -> dict[str, str]:
+    """sha256 of every file under the given folders (to prove something was left untouched)."""
+    digest = {}
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    return copy_tree(tmp_path / "tree")
+
+
+@pytest.fixture(scope="session")
+def release_dir(tmp_path_factory) -> Path:
+    """A student edition of the whole course (every module an exercise), made once per session."""
+    base = tmp_path_factory.mktemp("release")
+    source = copy_tree(base / "instructor")
+    run_tito(source, "release", "--out", str(base / "student"), check=0)
+    return base / "student"
+
+
+@pytest.fixture
+def student(release_dir, tmp_path) -> Path:
+    """A private copy of the student edition, for tests that change it."""
+    dest = tmp_path / "student"
+    shutil.copytree(release_dir, dest)
+    return dest
+
+
+@pytest.fixture
+def tito():
+    return run_tito
+
+
+@pytest.fixture
+def digest():
+    return snapshot
+
+
+def first_export_line(source: str) -> int:
+    """Index of the first `#| export` line of a module source."""
+    return source.splitlines().index("#| export")
+
+
+@pytest.fixture
+def edit():
+    """edit(path, func): rewrite a text file through func(text) -> text."""
+    def _edit(path: Path, func) -> None:
+        path.write_text(func(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return _edit

@@ -1,0 +1,111 @@
+"""`tito module complete N`: exports the student's notebook, passes only what works, real counts."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "nbs/01_tensor.ipynb"
+PACKAGE = "tinytorch/core/tensor.py"
+PROGRESS = ".tito/progress.json"
+
+
+def _solve(student):
+    """What a student who finished the exercises has: the solved notebook."""
+    shutil.copy2(ROOT / NOTEBOOK, student / NOTEBOOK)
+
+
+def _collected(student):
+    """An independent count of the module's tests: pytest --collect-only."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "tests/01_tensor"],
+                          cwd=student, capture_output=True, text=True, env={"PYTHONPATH": str(student), "PATH": "/usr/bin:/bin"})
+    match = re.search(r"(\d+) tests? collected", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    return int(match[1])
+
+
+def test_cleared_notebook_fails_and_records_nothing(student, tito):
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert "notebook: FAILED:" in proc.stdout and "NotImplementedError: Module 01: implement" in proc.stdout
+    assert re.search(r"FAILED tests/01_tensor/test_tensor\.py::\S+: NotImplementedError: Module 01: implement [\w-]+", proc.stdout)
+    assert re.search(r"tests: 0 passed, (\d+) failed", proc.stdout)
+    assert "is NOT complete; progress unchanged" in proc.stdout
+    assert not (student / PROGRESS).exists()
+    # The student's (stub) notebook really was exported: module complete uses nbs/, not modules/.
+    assert 'raise NotImplementedError("Module 01: implement' in (student / PACKAGE).read_text()
+
+
+def test_solved_notebook_passes_with_real_counts_and_records_progress(student, tito):
+    _solve(student)
+    proc = tito(student, "module", "complete", "1", check=0)
+    expected = _collected(student)
+    assert f"tests: {expected} passed, 0 failed" in proc.stdout
+    assert "Module 01 (Tensor) completed" in proc.stdout
+    record = json.loads((student / PROGRESS).read_text())
+    assert record["schema_version"] == 1
+    entry = record["modules"]["01_tensor"]
+    assert entry["tests_passed"] == expected
+    assert entry["notebook_cells"] == sum(c["cell_type"] == "code" for c in json.loads((student / NOTEBOOK).read_text())["cells"])
+    assert "BEGIN SOLUTION" not in (student / PACKAGE).read_text()
+    assert "# Edit nbs/01_tensor.ipynb, then run `tito module complete 1`." in (student / PACKAGE).read_text()
+    status = tito(student, "module", "status", check=0).stdout
+    assert "completed" in status and f"{expected} tests passed" in status and "1 of 1 module(s) completed" in status
+
+
+def test_one_failing_test_blocks_completion_and_is_named(student, tito):
+    _solve(student)
+    (student / "tests/01_tensor/test_zz_extra.py").write_text(
+        "def test_deliberately_wrong():\n    assert 1 + 1 == 3, 'deliberate failure for the test'\n")
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert "FAILED tests/01_tensor/test_zz_extra.py::test_deliberately_wrong: AssertionError: deliberate failure" in proc.stdout
+    assert re.search(r"tests: \d+ passed, 1 failed", proc.stdout)
+    assert not (student / PROGRESS).exists()
+
+
+def test_failing_notebook_cell_blocks_completion(student, tito):
+    _solve(student)
+    nb = json.loads((student / NOTEBOOK).read_text())
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "boom", "metadata": {}, "outputs": [],
+                        "source": ["raise ValueError('inline check failed')"]})
+    (student / NOTEBOOK).write_text(json.dumps(nb))
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert f"notebook: FAILED: {NOTEBOOK}, cell {len(nb['cells'])} (id boom) raised ValueError: inline check failed" in proc.stdout
+    assert not (student / PROGRESS).exists()
+
+
+def test_syntax_error_fails_cleanly_and_leaves_package_and_progress(student, tito, digest):
+    _solve(student)
+    tito(student, "module", "complete", "1", check=0)
+    before, progress = digest(student, "tinytorch"), (student / PROGRESS).read_bytes()
+    nb = json.loads((student / NOTEBOOK).read_text())
+    index, cell = next((i, c) for i, c in enumerate(nb["cells"]) if "#| export" in "".join(c["source"]))
+    cell["source"] = ["#| export\n", "def broken(:\n"] + cell["source"][1:]
+    (student / NOTEBOOK).write_text(json.dumps(nb))
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert re.search(rf"tito: error: {NOTEBOOK}, cell {index + 1} \(id [\w-]+.*\), line 2: SyntaxError", proc.stderr)
+    assert digest(student, "tinytorch") == before
+    assert (student / PROGRESS).read_bytes() == progress
+
+
+def test_invalid_notebook_json_is_a_clear_error(student, tito, digest):
+    before = digest(student, "tinytorch")
+    (student / NOTEBOOK).write_text("{ this is not json")
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert f"{NOTEBOOK} is not a valid notebook" in proc.stderr
+    assert digest(student, "tinytorch") == before
+
+
+def test_damaged_progress_file_is_never_overwritten(student, tito):
+    _solve(student)
+    (student / PROGRESS).write_text('{"schema_version": 99, "modules": {}}')
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert "is not a tito progress file of schema version 1" in proc.stderr
+    assert (student / PROGRESS).read_text() == '{"schema_version": 99, "modules": {}}'
+
+
+def test_complete_in_the_instructor_tree_keeps_exports_fresh(tree, tito):
+    proc = tito(tree, "module", "complete", "1", check=0)
+    assert "package already up to date" in proc.stdout
+    tito(tree, "export", "--check", check=0)

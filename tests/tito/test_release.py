@@ -1,0 +1,179 @@
+"""`tito release --out DIR`: the student edition has no solutions and valid nbgrader metadata."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "modules/01_tensor/tensor.py"
+KEYS = {"grade", "grade_id", "locked", "solution", "schema_version"}
+
+
+def _solution_bodies(text):
+    """Lines inside solution regions that occur nowhere outside them (an independent parser)."""
+    inside, outside, depth = set(), set(), False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if re.search(r"###\s*BEGIN SOLUTION", line):
+            depth = True
+        elif re.search(r"###\s*END SOLUTION", line):
+            depth = False
+        elif line and not line.startswith("#"):
+            (inside if depth else outside).add(line)
+    return inside - outside
+
+
+def _all_text(folder):
+    for path in folder.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if path.suffix == ".ipynb":
+                nb = json.loads(text)
+                yield path, "\n".join("".join(c["source"]) for c in nb["cells"])
+                yield path, json.dumps([c.get("outputs", []) for c in nb["cells"]])
+            else:
+                yield path, text
+
+
+def test_no_line_of_a_solution_body_survives(release_dir):
+    secret = _solution_bodies(SOURCE.read_text())
+    assert len(secret) > 30, "the tensor module should have substantial solution bodies"
+    assert not (release_dir / "modules").exists()
+    assert not (release_dir / "tinytorch/core/tensor.py").exists(), "an exercise module's package file holds solutions"
+    for path, text in _all_text(release_dir):
+        lines = {line.strip() for line in text.splitlines()}
+        leaked = secret & lines
+        assert not leaked, f"{path.relative_to(release_dir)} contains solution lines: {sorted(leaked)[:3]}"
+        if path.suffix == ".ipynb" or (path.suffix == ".py" and "tito" not in path.parts):
+            assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, path
+
+
+def test_nbgrader_metadata_is_valid(release_dir):
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    nb = nbformat.read(release_dir / "nbs/01_tensor.ipynb", as_version=4)
+    MetadataValidator().validate_nb(nb)  # nbgrader's own validator raises on any problem
+    graded = [c for c in nb.cells if "nbgrader" in c.metadata]
+    assert graded
+    for cell in graded:
+        meta = cell.metadata["nbgrader"]
+        assert KEYS <= set(meta), cell.source[:60]
+        assert meta["schema_version"] == 3
+        if meta["grade"]:
+            assert meta["locked"] and cell.metadata["editable"] is False and cell.metadata["deletable"] is False
+            assert meta["points"] > 0
+        if meta["solution"]:
+            stub = f'raise NotImplementedError("Module 01: implement {meta["grade_id"]}")'
+            assert stub in cell.source and "# YOUR CODE HERE" in cell.source
+        assert meta.get("checksum"), "nbgrader checksums let the autograder detect edited locked cells"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_student_edition_is_also_kept_pristine_with_a_manifest(release_dir):
+    assert (release_dir / ".tito/student_edition/01_tensor.ipynb").read_bytes() == (release_dir / "nbs/01_tensor.ipynb").read_bytes()
+    manifest = json.loads((release_dir / ".tito/release.json").read_text())
+    assert manifest["exercise_modules"] == ["01_tensor"] and manifest["solved_modules"] == []
+    assert manifest["schema_version"] == 1
+    for name in ("settings.ini", "setup.py", "Makefile", "requirements.txt", "README.md", "tests/conftest.py",
+                 "tests/01_tensor/test_tensor.py", "tinytorch/__init__.py", "tinytorch/tito/cli.py"):
+        assert (release_dir / name).is_file(), name
+    assert not (release_dir / "tests/tito").exists()
+
+
+FAKE_MODULE_02 = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 02: Activations
+#
+# > A tiny stand-in module for testing releases.
+
+# %%
+#| default_exp core.activations
+
+# %% nbgrader={"grade": false, "grade_id": "relu", "locked": false, "schema_version": 3, "solution": true}
+#| export
+import numpy as np
+
+def relu(x):
+    """max(0, x) element-wise."""
+    ### BEGIN SOLUTION
+    return np.maximum(np.asarray(x), 0.0)  # unique-solution-marker-line
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "test-relu", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+assert relu(-1.0) == 0.0 and relu(2.0) == 2.0
+'''
+
+
+def _with_module_02(tree, tito):
+    (tree / "modules/02_activations").mkdir()
+    (tree / "modules/02_activations/activations.py").write_text(FAKE_MODULE_02)
+    (tree / "tests/02_activations").mkdir()
+    (tree / "tests/02_activations/test_activations.py").write_text(
+        "from tinytorch.core.activations import relu\n\ndef test_relu():\n    assert relu(-3.0) == 0.0\n")
+    tito(tree, "export", "--all", check=0)
+
+
+def test_modules_range_makes_only_those_exercises(tree, tito, tmp_path):
+    _with_module_02(tree, tito)
+    out = tmp_path / "systems-course"
+    stdout = tito(tree, "release", "--out", str(out), "--modules", "2-20", check=0).stdout
+    assert "exercises: 02_activations" in stdout and "shipped solved: 01_tensor" in stdout
+    # Module 01 ships solved, with its package file; module 02 is an exercise without one.
+    solved = nbformat.read(out / "nbs/01_tensor.ipynb", as_version=4)
+    original = nbformat.read(tree / "nbs/01_tensor.ipynb", as_version=4)
+    assert [c.source for c in solved.cells] == [c.source for c in original.cells]
+    assert (out / "tinytorch/core/tensor.py").is_file()
+    assert not (out / "tinytorch/core/activations.py").exists()
+    exercise = (out / "nbs/02_activations.ipynb").read_text()
+    assert "unique-solution-marker-line" not in exercise and "implement relu" in exercise
+    # The student edition works: module 01 imports, module 02 fails until solved, then passes.
+    proc = tito(out, "module", "complete", "2", check=1)
+    assert "NotImplementedError: Module 02: implement relu" in proc.stdout
+    shutil.copy2(tree / "nbs/02_activations.ipynb", out / "nbs/02_activations.ipynb")
+    tito(out, "module", "complete", "2", check=0)
+
+
+def test_release_refuses_to_overwrite(tree, tito, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = tito(tree, "release", "--out", str(out), check=2)
+    assert "already exists and is not an empty folder" in proc.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    proc = tito(tree, "release", "--out", str(tree / "inside"), check=2)
+    assert "inside the instructor tree" in proc.stderr
+    proc = tito(tree, "release", "--out", str(tmp_path / "x"), "--modules", "42", check=2)
+    assert "module numbers run from 1 to 20" in proc.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_release_needs_the_instructor_tree(release_dir, tito, tmp_path):
+    proc = tito(release_dir, "release", "--out", str(tmp_path / "again"), check=1)
+    assert "needs the instructor tree" in proc.stderr
+
+
+def test_release_guard_refuses_a_leak(tree, tmp_path):
+    """The release's final scan catches solution code in a generated file (a tito bug, simulated)."""
+    from tinytorch.tito.release import _check_no_solutions
+    from tinytorch.tito.tree import TitoError, Tree
+
+    dest = tmp_path / "leaky"
+    (dest / ".tito/student_edition").mkdir(parents=True)
+    (dest / "nbs").mkdir()
+    shutil.copy2(tree / "nbs/01_tensor.ipynb", dest / "nbs/01_tensor.ipynb")  # solved, as if clearing failed
+    instructor = Tree(tree)
+    with pytest.raises(TitoError, match=r"nbs/01_tensor.ipynb line \d+ contains solution code"):
+        _check_no_solutions(instructor, dest, instructor.modules)
+    _check_no_solutions(instructor, dest, [])  # nothing is secret when every module ships solved

@@ -1,0 +1,230 @@
+"""`tito`: the TinyTorch command line. Thin: one function per subcommand, plain text output.
+
+Exit status: 0 success; 1 a check failed (tests, stale files, an export error); 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .tree import TitoError, Tree, UsageError
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# --- export -------------------------------------------------------------------------------------
+def cmd_export(args, tree: Tree) -> int:
+    from .exporter import build, install, stale
+
+    if args.modules and args.all:
+        raise UsageError("give module numbers or --all, not both")
+    if args.check and not args.modules:
+        args.all = True  # `tito export --check` checks everything
+    if not args.modules and not args.all:
+        raise UsageError(f"say which modules to export: `tito export 1 3-5` or `tito export --all` (valid choices: {tree.valid_choices()})")
+    modules = tree.modules if args.all else tree.select(args.modules)
+    from_sources = tree.kind == "instructor"
+    result = build(tree, modules, from_sources=from_sources)
+    if args.check:
+        problems = stale(tree, result, complete=args.all)
+        if problems:
+            say(f"{len(problems)} generated file(s) are stale; run `tito export --all`:")
+            for rel, reason in problems:
+                say(f"  {rel}: {reason}")
+            return 1
+        say(f"up to date: {len(result.files)} generated file(s) from {len(modules)} module(s)")
+        return 0
+    written, removed = install(tree, result, complete=args.all)
+    for rel in written:
+        say(f"wrote {rel}")
+    for rel in removed:
+        say(f"removed {rel} (no module exports it any more)")
+    say(f"exported {len(modules)} module(s): {len(written)} file(s) written, {len(result.files) - len(written)} unchanged, {len(removed)} removed")
+    return 0
+
+
+# --- module ---------------------------------------------------------------------------------------
+def _table(tree: Tree, with_details: bool) -> int:
+    from .progress import Progress
+    from .workflow import state
+
+    completed = Progress(tree.root).load()
+    rows = [("#", "title", "exports", "state")]
+    details = []
+    for module in tree.modules:
+        current = state(tree, module, completed)
+        rows.append((f"{module.number:02d}", module.title, module.export_target or "-", current))
+        record = completed.get(module.slug)
+        if with_details and record:
+            details.append(f"{module.number:02d} completed {record.get('completed_at', '?')}: "
+                           f"{record.get('tests_passed', '?')} tests passed, notebook ran "
+                           f"{record.get('notebook_cells', '?')} code cells")
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if with_details:
+        say()
+        for line in details:
+            say(line)
+        say(f"{len(completed)} of {len(tree.modules)} module(s) completed ({tree.kind} tree at {tree.root})")
+    return 0
+
+
+def cmd_module_list(args, tree: Tree) -> int:
+    return _table(tree, with_details=False)
+
+
+def cmd_module_status(args, tree: Tree) -> int:
+    return _table(tree, with_details=True)
+
+
+def cmd_module_start(args, tree: Tree) -> int:
+    from .progress import Progress
+    from .workflow import COMPLETED, restore_hint
+
+    module = tree.module(args.number)
+    nb_rel = module.rel(module.notebook)
+    if not module.notebook.exists():
+        raise TitoError(f"{nb_rel} does not exist; {restore_hint(tree, module)}")
+    completed = Progress(tree.root).load()
+    say(f"Module {module.number:02d}: {module.title} (exports {module.export_target})")
+    say(f"Notebook: {nb_rel}")
+    say(f"Open it:  jupyter lab {nb_rel}")
+    say(f"When done: tito module complete {module.number}")
+    earlier = [m for m in tree.modules if m.number < module.number and m.slug not in completed]
+    if earlier:
+        say(f"Note: earlier module(s) not completed yet: {', '.join(m.slug for m in earlier)}; this one may build on them.")
+    elif module.slug in completed:
+        say(f"Note: this module is already {COMPLETED}.")
+    return 0
+
+
+def cmd_module_reset(args, tree: Tree) -> int:
+    from .workflow import reset
+
+    module = tree.module(args.number)
+    message, backup = reset(tree, module, args.yes)
+    say(message)
+    if backup:
+        say(f"backup of your previous notebook: {backup}")
+        say(f"progress records and the package are unchanged; run `tito module complete {module.number}` when you are done")
+    return 0
+
+
+def _print_checks(report, module) -> None:
+    nb, tests = report.notebook, report.tests
+    if nb.ok:
+        say(f"notebook: ran {nb.cells} code cells without error ({nb.seconds:.1f} s)")
+    else:
+        say(f"notebook: FAILED: {nb.error}")
+    say(f"tests: {tests.passed} passed, {len(tests.failed)} failed, {len(tests.skipped)} skipped ({tests.seconds:.1f} s)")
+    for name, message in tests.failed:
+        lines = message.splitlines() or [""]
+        say(f"  FAILED {name}: {lines[0]}")
+        for extra in lines[1:6]:
+            say(f"      {extra}")
+    for name, reason in tests.skipped:
+        say(f"  skipped {name}: {reason}")
+
+
+def cmd_module_test(args, tree: Tree) -> int:
+    from .workflow import run_checks
+
+    module = tree.module(args.number)
+    report = run_checks(tree, module)
+    _print_checks(report, module)
+    say(f"module {module.number:02d}: {'all checks passed' if report.ok else 'checks FAILED'}")
+    return 0 if report.ok else 1
+
+
+def cmd_module_complete(args, tree: Tree) -> int:
+    from .workflow import complete
+
+    module = tree.module(args.number)
+    start = time.perf_counter()
+    report = complete(tree, module, say)
+    _print_checks(report, module)
+    seconds = time.perf_counter() - start
+    if report.ok:
+        say(f"Module {module.number:02d} ({module.title}) completed in {seconds:.1f} s; progress recorded.")
+        return 0
+    say(f"Module {module.number:02d} ({module.title}) is NOT complete; progress unchanged ({seconds:.1f} s).")
+    return 1
+
+
+# --- release and doctor ---------------------------------------------------------------------------
+def cmd_release(args, tree: Tree) -> int:
+    from .release import release
+
+    exercises = tree.select([args.modules]) if args.modules else list(tree.modules)
+    manifest = release(tree, Path(args.out), exercises)
+    say(f"student edition written to {Path(args.out).resolve()}")
+    say(f"  exercises: {', '.join(manifest['exercise_modules']) or 'none'}")
+    say(f"  shipped solved: {', '.join(manifest['solved_modules']) or 'none'}")
+    if args.modules and not exercises:
+        say(f"  note: no module in {args.modules!r} exists yet, so every module ships solved")
+    return 0
+
+
+def cmd_doctor(args, tree: Tree) -> int:
+    from .doctor import doctor
+
+    problems = doctor(tree, say)
+    return 1 if problems else 0
+
+
+# --- parser ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tito", description="TinyTorch: build, test and release the course modules.")
+    parser.add_argument("--root", metavar="DIR", help="the TinyTorch tree to work on (default: found from the current folder)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    export = sub.add_parser("export", help="modules/ -> nbs/ -> tinytorch/ (instructor); nbs/ -> tinytorch/ (student)")
+    export.add_argument("modules", nargs="*", metavar="N", help="module numbers or ranges, e.g. 1 3-5")
+    export.add_argument("--all", action="store_true", help="every module")
+    export.add_argument("--check", action="store_true", help="write nothing; exit 1 listing every stale generated file")
+    export.set_defaults(func=cmd_export)
+
+    module = sub.add_parser("module", help="work on one module: list, status, start, reset, test, complete")
+    msub = module.add_subparsers(dest="action", metavar="{list,status,start,reset,test,complete}", required=True)
+    msub.add_parser("list", help="number, title, export target and state of every module").set_defaults(func=cmd_module_list)
+    msub.add_parser("status", help="like list, plus what was completed when").set_defaults(func=cmd_module_status)
+    for name, func, text in (("start", cmd_module_start, "where the notebook is and how to open it"),
+                             ("test", cmd_module_test, "run the notebook headless and tests/NN_name/"),
+                             ("complete", cmd_module_complete, "export your notebook, test it, record progress if all pass")):
+        action = msub.add_parser(name, help=text)
+        action.add_argument("number", metavar="N", help="module number")
+        action.set_defaults(func=func)
+    reset = msub.add_parser("reset", help="restore the notebook from the student edition (keeps a backup)")
+    reset.add_argument("number", metavar="N", help="module number")
+    reset.add_argument("--yes", action="store_true", help="discard the changes in the notebook (a backup is kept)")
+    reset.set_defaults(func=cmd_module_reset)
+
+    rel = sub.add_parser("release", help="write the student edition (solutions removed) to a new folder")
+    rel.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder outside this tree")
+    rel.add_argument("--modules", metavar="SPEC", help="which modules are exercises, e.g. 14-20 (default: all); the rest ship solved")
+    rel.set_defaults(func=cmd_release)
+
+    sub.add_parser("doctor", help="environment report: versions, imports, stale exports").set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        tree = Tree(Path(args.root)) if args.root else Tree.find()
+        return args.func(args, tree)
+    except TitoError as exc:
+        print(f"tito: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tito: interrupted; files are replaced atomically, so nothing was left half-written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

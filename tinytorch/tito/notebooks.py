@@ -1,0 +1,230 @@
+"""Module sources -> notebooks: conversion, deterministic serialisation and validation.
+
+A module source is a Jupytext percent-format file. Its notebook is a pure function of its text:
+fixed notebook metadata, only the cell metadata the course uses (nbgrader, tags), no outputs, and
+cell ids derived from the cell contents (Jupytext would give random ones), so exporting twice changes
+no byte.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from pathlib import Path
+
+import nbformat
+
+from .tree import LIB_NAME, ModuleInfo, TitoError, target_allowed, MODULE_MAP
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+KEPT_CELL_METADATA = ("nbgrader", "tags")
+# nbdev directives the course uses; anything else is almost always a typo that would silently
+# drop a cell from the package (e.g. `#| exprot`).
+DIRECTIVES = {"default_exp": (1, 1), "export": (0, 1), "exporti": (0, 1), "exports": (0, 1), "hide": (0, 0)}
+EXPORT_DIRECTIVES = {"export", "exporti", "exports"}
+NBGRADER_KEYS = ("grade", "grade_id", "locked", "solution", "schema_version")
+NBGRADER_SCHEMA = 3
+# nbgrader's ClearSolutions treats any line containing these words as a delimiter; so do we.
+BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
+_DIRECTIVE_LINE = re.compile(r"^\s*#\|\s*(.*)$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_GRADE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+# --- conversion and serialisation -------------------------------------------------------------
+def source_to_notebook(path: Path) -> nbformat.NotebookNode:
+    """Convert a percent-format module source into its (normalised) notebook."""
+    import jupytext
+
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        nb = jupytext.reads(text, fmt="py:percent")
+    except Exception as exc:  # jupytext raises assorted types; name the file and re-raise as ours
+        raise TitoError(f"{path}: Jupytext could not read it as a percent-format notebook: {exc}") from exc
+    return normalise(nb)
+
+
+def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Fixed metadata, course-relevant cell metadata only, no outputs, content-derived cell ids."""
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        cell.metadata = nbformat.from_dict({k: cell.metadata[k] for k in KEPT_CELL_METADATA if k in cell.metadata})
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.pop("attachments", None)
+        digest = hashlib.sha1(f"{cell.cell_type}\0{cell.source}".encode("utf-8")).hexdigest()[:8]
+        seen[digest] = seen.get(digest, 0) + 1
+        cell.id = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
+    return nb
+
+
+def notebook_bytes(nb: nbformat.NotebookNode) -> bytes:
+    """The canonical on-disk form: nbformat's JSON (sorted keys, indent 1) plus a final newline."""
+    text = nbformat.writes(nb, version=4)
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
+
+
+def read_notebook(path: Path, shown_as: str | None = None) -> nbformat.NotebookNode:
+    """Read a notebook from disk with an error that names the file when it is not a valid notebook."""
+    shown_as = shown_as or str(path)
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise TitoError(f"{shown_as} does not exist") from exc
+    try:
+        return nbformat.reads(raw, as_version=4)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TitoError(f"{shown_as} is not a valid notebook ({exc}); restore it with `tito module reset`") from exc
+
+
+def cell_label(where: str, index: int, cell) -> str:
+    """How messages name a cell: the notebook, its 1-based position, its id and nbgrader grade_id."""
+    parts = [f"id {cell.get('id')}"] if cell.get("id") else []
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    if grade_id:
+        parts.append(f"grade_id {grade_id}")
+    extra = f" ({', '.join(parts)})" if parts else ""
+    return f"{where}, cell {index + 1}{extra}"
+
+
+# --- directives and solution markers ------------------------------------------------------------
+def directives(source: str) -> list[tuple[str, list[str], int]]:
+    """The `#| name args` lines at the top of a code cell as (name, args, line number)."""
+    found = []
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _DIRECTIVE_LINE.match(line)
+        if not match:
+            break
+        words = match[1].replace(":", " ").split()
+        if words:
+            found.append((words[0], words[1:], lineno))
+    return found
+
+
+def strip_solution_markers(source: str) -> str:
+    """Drop the `### BEGIN/END SOLUTION` lines, keeping the solution code between them."""
+    lines = source.split("\n")
+    return "\n".join(line for line in lines if BEGIN_SOLUTION not in line and END_SOLUTION not in line)
+
+
+def is_export_cell(cell) -> bool:
+    return cell.cell_type == "code" and any(name in EXPORT_DIRECTIVES for name, _, _ in directives(cell.source))
+
+
+# --- validation ---------------------------------------------------------------------------------
+def validate(nb: nbformat.NotebookNode, where: str, module: ModuleInfo) -> str | None:
+    """Check a module notebook before anything is exported from it; return its export target.
+
+    Raises TitoError naming the notebook and cell for: unknown or misplaced directives, a missing or
+    wrong `default_exp`, a code cell that is not valid Python, bad nbgrader metadata, and solution
+    markers that are unbalanced or outside solution cells.
+    """
+    target = None
+    has_export = False
+    grade_ids: dict[str, int] = {}
+    for index, cell in enumerate(nb.cells):
+        label = cell_label(where, index, cell)
+        if cell.cell_type == "code":
+            for name, args, lineno in _checked_directives(cell.source, label):
+                if name == "default_exp":
+                    if target is not None:
+                        raise TitoError(f"{label}: a second `#| default_exp`; a notebook has exactly one")
+                    target = f"{LIB_NAME}.{args[0]}"
+                    if not target_allowed(module.number, target):
+                        raise TitoError(
+                            f"{label}: `#| default_exp {args[0]}` exports to {target}, but the module map says "
+                            f"module {module.number:02d} exports to {MODULE_MAP[module.number][1]}"
+                        )
+                elif name in EXPORT_DIRECTIVES:
+                    has_export = True
+            _check_syntax(cell.source, label)
+        _check_nbgrader(cell, index, label, grade_ids)
+        _check_markers(cell, label)
+    if has_export and target is None:
+        raise TitoError(f"{where}: cells are marked `#| export` but no cell says `#| default_exp <module>`; add one near the top")
+    return target
+
+
+def _checked_directives(source: str, label: str):
+    found = directives(source)
+    for name, args, lineno in found:
+        if name not in DIRECTIVES:
+            known = ", ".join(f"#| {d}" for d in DIRECTIVES)
+            raise TitoError(f"{label}, line {lineno}: unknown directive `#| {name}`; known directives are {known}")
+        lo, hi = DIRECTIVES[name]
+        if not lo <= len(args) <= hi or any(not _DOTTED.match(arg) for arg in args):
+            shape = "a dotted module name, e.g. `#| default_exp core.tensor`" if lo else "at most one dotted module name"
+            raise TitoError(f"{label}, line {lineno}: `#| {name} {' '.join(args)}` is malformed; it takes {shape}")
+    top = {lineno for _, _, lineno in found}
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        if _DIRECTIVE_LINE.match(line) and lineno not in top:
+            raise TitoError(
+                f"{label}, line {lineno}: directive `{line.strip()}` comes after code; nbdev only reads "
+                "directives at the top of a cell, so move it there"
+            )
+    return found
+
+
+def _check_syntax(source: str, label: str) -> None:
+    lines = source.splitlines()
+    code_lines = [line for line in lines if line.strip() and not _DIRECTIVE_LINE.match(line)]
+    if code_lines and code_lines[0].lstrip().startswith("%%"):
+        return  # a cell magic: its body is not Python
+    # Line magics and shell escapes are IPython syntax; blank them out (keeping line numbers).
+    python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    try:
+        ast.parse(python)
+    except SyntaxError as exc:
+        bad = lines[exc.lineno - 1] if exc.lineno and exc.lineno <= len(lines) else ""
+        raise TitoError(f"{label}, line {exc.lineno}: SyntaxError: {exc.msg}\n    {exc.lineno} | {bad}") from None
+
+
+def _check_nbgrader(cell, index: int, label: str, grade_ids: dict[str, int]) -> None:
+    meta = cell.metadata.get("nbgrader")
+    if meta is None:
+        return
+    missing = [key for key in NBGRADER_KEYS if key not in meta]
+    if missing:
+        raise TitoError(f"{label}: nbgrader metadata lacks {', '.join(missing)}; every graded or solution cell needs {', '.join(NBGRADER_KEYS)}")
+    for key in ("grade", "locked", "solution"):
+        if not isinstance(meta[key], bool):
+            raise TitoError(f"{label}: nbgrader `{key}` must be true or false, not {meta[key]!r}")
+    if meta["schema_version"] != NBGRADER_SCHEMA:
+        raise TitoError(f"{label}: nbgrader schema_version is {meta['schema_version']!r}; this course uses {NBGRADER_SCHEMA}")
+    grade_id = meta["grade_id"]
+    if not isinstance(grade_id, str) or not _GRADE_ID.match(grade_id):
+        raise TitoError(f"{label}: nbgrader grade_id {grade_id!r} must be a non-empty name of letters, digits, - and _")
+    if grade_id in grade_ids:
+        raise TitoError(f"{label}: nbgrader grade_id {grade_id!r} is already used by cell {grade_ids[grade_id] + 1}")
+    grade_ids[grade_id] = index
+    if meta["grade"]:
+        points = meta.get("points")
+        if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
+            raise TitoError(f"{label}: graded cell needs `points` (a number >= 0), got {points!r}")
+    if cell.cell_type == "markdown" and meta["grade"] != meta["solution"]:
+        raise TitoError(f"{label}: a graded markdown cell must be both grade and solution (nbgrader's rule)")
+
+
+def _check_markers(cell, label: str) -> None:
+    depth = 0
+    for lineno, line in enumerate(cell.source.splitlines(), start=1):
+        if BEGIN_SOLUTION in line:
+            if depth:
+                raise TitoError(f"{label}, line {lineno}: nested `### {BEGIN_SOLUTION}`; close the first region before opening another")
+            depth = 1
+        elif END_SOLUTION in line:
+            if not depth:
+                raise TitoError(f"{label}, line {lineno}: `### {END_SOLUTION}` without a matching `### {BEGIN_SOLUTION}`")
+            depth = 0
+    if depth:
+        raise TitoError(f"{label}: `### {BEGIN_SOLUTION}` is never closed; add `### {END_SOLUTION}`")
+    has_region = BEGIN_SOLUTION in cell.source
+    if has_region and not cell.metadata.get("nbgrader", {}).get("solution", False):
+        raise TitoError(
+            f"{label}: has a solution region but is not a solution cell; give it nbgrader metadata with "
+            '"solution": true so the student edition can clear it'
+        )

@@ -1,0 +1,251 @@
+"""Where things are: the project tree, its kind, and the catalogue of course modules.
+
+A tree is either the *instructor* tree (it has `modules/`, the source of truth with full solutions) or
+a *student* tree made by `tito release` (no `modules/`; `.tito/student_edition/` holds the pristine
+notebooks the student started from). Every command works on the tree found from the current folder.
+"""
+from __future__ import annotations
+
+import json
+import re
+from configparser import ConfigParser, Error as ConfigError
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TitoError(Exception):
+    """A failure to report to the user: the message says what was wrong and what to do."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UsageError(TitoError):
+    """Bad arguments (unknown module number, malformed range, ...): exit status 2."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=2)
+
+
+# The module map of ARCHITECTURE.md: number -> (folder name, export target). A target ending in ".*"
+# only fixes the package the module exports under. Course material quotes these import paths.
+MODULE_MAP: dict[int, tuple[str, str]] = {
+    1: ("tensor", "tinytorch.core.tensor"),
+    2: ("activations", "tinytorch.core.activations"),
+    3: ("layers", "tinytorch.core.layers"),
+    4: ("losses", "tinytorch.core.losses"),
+    5: ("dataloader", "tinytorch.data.loader"),
+    6: ("autograd", "tinytorch.core.autograd"),
+    7: ("optimizers", "tinytorch.core.optimizers"),
+    8: ("training", "tinytorch.core.training"),
+    9: ("convolutions", "tinytorch.core.spatial"),
+    10: ("tokenization", "tinytorch.text.*"),
+    11: ("embeddings", "tinytorch.text.*"),
+    12: ("attention", "tinytorch.core.attention"),
+    13: ("transformers", "tinytorch.models.transformer"),
+    14: ("profiling", "tinytorch.profiling.profiler"),
+    15: ("quantization", "tinytorch.optimization.quantization"),
+    16: ("compression", "tinytorch.optimization.compression"),
+    17: ("acceleration", "tinytorch.optimization.acceleration"),
+    18: ("memoization", "tinytorch.generation.kv_cache"),
+    19: ("benchmarking", "tinytorch.benchmarking.benchmark"),
+    20: ("capstone", "tinytorch.capstone.*"),
+}
+
+LIB_NAME = "tinytorch"
+STUDENT_EDITION_DIR = Path(".tito") / "student_edition"
+_DEFAULT_EXP = re.compile(r"^\s*#\|\s*default_exp\s+(\S+)\s*$", re.MULTILINE)
+_TITLE = re.compile(r"^#\s+(?:Module\s+\d+\s*:\s*)?(.+?)\s*$")
+
+
+def target_allowed(number: int, target: str) -> bool:
+    """Whether `target` (a dotted module path) is the export target the module map gives `number`."""
+    expected = MODULE_MAP[number][1]
+    if expected.endswith(".*"):
+        return target.startswith(expected[:-1]) and len(target) > len(expected) - 1
+    return target == expected
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One course module, as found on disk."""
+
+    number: int
+    name: str
+    title: str
+    export_target: str | None
+    root: Path
+    source: Path | None  # modules/NN_name/name.py (instructor trees only)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.number:02d}_{self.name}"
+
+    @property
+    def notebook(self) -> Path:
+        return self.root / "nbs" / f"{self.slug}.ipynb"
+
+    @property
+    def pristine(self) -> Path:
+        return self.root / STUDENT_EDITION_DIR / f"{self.slug}.ipynb"
+
+    @property
+    def tests(self) -> Path:
+        return self.root / "tests" / self.slug
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+class Tree:
+    """A TinyTorch project tree (instructor or student edition) and its modules."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        if (self.root / "modules").is_dir():
+            self.kind = "instructor"
+        elif (self.root / STUDENT_EDITION_DIR).is_dir():
+            self.kind = "student"
+        else:
+            raise TitoError(
+                f"{self.root} has neither modules/ (an instructor tree) nor {STUDENT_EDITION_DIR}/ "
+                "(a student edition made by `tito release`); run tito inside a TinyTorch tree or pass --root DIR"
+            )
+        self.lib = self.root / LIB_NAME
+        self.modules = self._discover()
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> "Tree":
+        """The tree containing `start` (default: the current folder)."""
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            settings = folder / "settings.ini"
+            if settings.is_file() and _lib_name(settings) == LIB_NAME:
+                return cls(folder)
+        raise TitoError(
+            f"no TinyTorch tree here: neither {here} nor any folder above it has a settings.ini with "
+            f"lib_name = {LIB_NAME}; cd into your TinyTorch folder or pass --root DIR"
+        )
+
+    def _discover(self) -> list[ModuleInfo]:
+        found = []
+        if self.kind == "instructor":
+            for folder in sorted((self.root / "modules").iterdir()):
+                match = re.fullmatch(r"(\d{2})_([a-z0-9_]+)", folder.name)
+                if not match or not folder.is_dir():
+                    continue
+                number, name = int(match[1]), match[2]
+                source = folder / f"{name}.py"
+                if not source.is_file():
+                    raise TitoError(f"modules/{folder.name}/ has no {name}.py; every module folder needs its source")
+                text = source.read_text(encoding="utf-8")
+                found.append(self._make_info(number, name, _title_from_py(text), _target(text), source))
+        else:
+            for nb_path in sorted((self.root / STUDENT_EDITION_DIR).glob("*.ipynb")):
+                match = re.fullmatch(r"(\d{2})_([a-z0-9_]+)", nb_path.stem)
+                if not match:
+                    continue
+                title, target = _title_and_target_from_ipynb(nb_path)
+                found.append(self._make_info(int(match[1]), match[2], title, target, None))
+        return found
+
+    def _make_info(self, number, name, title, target, source) -> ModuleInfo:
+        where = source or (self.root / STUDENT_EDITION_DIR / f"{number:02d}_{name}.ipynb")
+        if number not in MODULE_MAP:
+            raise TitoError(f"{where}: module number {number} is not in the module map (01-20, ARCHITECTURE.md)")
+        expected_name, expected_target = MODULE_MAP[number]
+        if name != expected_name:
+            raise TitoError(
+                f"{where}: module {number:02d} must be named {number:02d}_{expected_name} (the module map), not {number:02d}_{name}"
+            )
+        if target is not None and not target_allowed(number, target):
+            raise TitoError(
+                f"{where}: `#| default_exp` exports to {target}, but the module map says module {number:02d} "
+                f"exports to {expected_target}; fix the directive"
+            )
+        return ModuleInfo(number, name, title or expected_name.title(), target, self.root, source)
+
+    # --- selecting modules -------------------------------------------------------------------
+    def valid_choices(self) -> str:
+        if not self.modules:
+            return "none (this tree has no modules yet)"
+        return ", ".join(f"{m.number} ({m.name})" for m in self.modules)
+
+    def module(self, spec: str | int) -> ModuleInfo:
+        """The module numbered `spec` ("1", "01", 1); a UsageError that lists the valid choices otherwise."""
+        number = _parse_number(str(spec), self)
+        for info in self.modules:
+            if info.number == number:
+                return info
+        raise UsageError(f"unknown module {spec!r}: valid choices are {self.valid_choices()}")
+
+    def select(self, specs: list[str]) -> list[ModuleInfo]:
+        """Modules named by numbers and ranges ("1", "3-5", "14-20", "1,2").
+
+        A single number must name an existing module; a range selects the existing modules in it.
+        """
+        chosen: dict[int, ModuleInfo] = {}
+        for spec in specs:
+            for part in filter(None, (p.strip() for p in spec.split(","))):
+                if "-" in part:
+                    lo_s, _, hi_s = part.partition("-")
+                    lo, hi = _parse_number(lo_s, self), _parse_number(hi_s, self)
+                    if lo > hi:
+                        raise UsageError(f"bad module range {part!r}: {lo} is after {hi}; write it low-high, e.g. 14-20")
+                    for info in self.modules:
+                        if lo <= info.number <= hi:
+                            chosen[info.number] = info
+                else:
+                    info = self.module(part)
+                    chosen[info.number] = info
+        return [chosen[n] for n in sorted(chosen)]
+
+
+def _parse_number(text: str, tree: Tree) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise UsageError(f"unknown module {text!r}: give a module number; valid choices are {tree.valid_choices()}")
+    number = int(text)
+    if number not in MODULE_MAP:
+        raise UsageError(f"unknown module {text!r}: module numbers run from 1 to 20; valid choices are {tree.valid_choices()}")
+    return number
+
+
+def _lib_name(settings: Path) -> str | None:
+    config = ConfigParser(delimiters=["="], interpolation=None)
+    try:
+        config.read(settings, encoding="utf-8")
+    except (ConfigError, OSError, UnicodeDecodeError):  # an unreadable settings.ini is not ours
+        return None
+    return config["DEFAULT"].get("lib_name")
+
+
+def _target(text: str) -> str | None:
+    match = _DEFAULT_EXP.search(text)
+    return f"{LIB_NAME}.{match[1]}" if match else None
+
+
+def _title_from_py(text: str) -> str | None:
+    for line in text.splitlines():
+        if line.startswith("# # "):
+            match = _TITLE.match(line[2:])
+            return match[1] if match else None
+    return None
+
+
+def _title_and_target_from_ipynb(path: Path) -> tuple[str | None, str | None]:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TitoError(f"{path} is not a readable notebook ({exc}); restore it from a fresh `tito release`") from exc
+    title = target = None
+    for cell in nb.get("cells", []):
+        source = "".join(cell.get("source", ""))
+        if title is None and cell.get("cell_type") == "markdown":
+            first = source.lstrip().splitlines()[0] if source.strip() else ""
+            match = _TITLE.match(first) if first.startswith("# ") else None
+            title = match[1] if match else None
+        if target is None and cell.get("cell_type") == "code":
+            target = _target(source)
+    return title, target
