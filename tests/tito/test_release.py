@@ -9,7 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "modules/01_tensor/tensor.py"
+SOURCES = sorted(ROOT.glob("modules/[0-9][0-9]_*/*.py"))
 KEYS = {"grade", "grade_id", "locked", "solution", "schema_version"}
+
+
+def _target_file(source):
+    """The package file a module source exports to (from its `#| default_exp`)."""
+    target = re.search(r"^#\|\s*default_exp\s+(\S+)", source.read_text(), flags=re.M)[1]
+    return "tinytorch/" + target.replace(".", "/") + ".py"
 
 
 def _solution_bodies(text):
@@ -39,10 +46,11 @@ def _all_text(folder):
 
 
 def test_no_line_of_a_solution_body_survives(release_dir):
-    secret = _solution_bodies(SOURCE.read_text())
-    assert len(secret) > 30, "the tensor module should have substantial solution bodies"
+    assert len(_solution_bodies(SOURCE.read_text())) > 30, "the tensor module should have substantial solution bodies"
+    secret = set().union(*(_solution_bodies(source.read_text()) for source in SOURCES))
     assert not (release_dir / "modules").exists()
-    assert not (release_dir / "tinytorch/core/tensor.py").exists(), "an exercise module's package file holds solutions"
+    for source in SOURCES:
+        assert not (release_dir / _target_file(source)).exists(), "an exercise module's package file holds solutions"
     for path, text in _all_text(release_dir):
         lines = {line.strip() for line in text.splitlines()}
         leaked = secret & lines
@@ -51,10 +59,12 @@ def test_no_line_of_a_solution_body_survives(release_dir):
             assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, path
 
 
-def test_nbgrader_metadata_is_valid(release_dir):
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.parent.name)
+def test_nbgrader_metadata_is_valid(release_dir, source):
     from nbgrader.nbgraderformat import MetadataValidator
 
-    nb = nbformat.read(release_dir / "nbs/01_tensor.ipynb", as_version=4)
+    number = source.parent.name[:2]
+    nb = nbformat.read(release_dir / "nbs" / f"{source.parent.name}.ipynb", as_version=4)
     MetadataValidator().validate_nb(nb)  # nbgrader's own validator raises on any problem
     graded = [c for c in nb.cells if "nbgrader" in c.metadata]
     assert graded
@@ -66,7 +76,7 @@ def test_nbgrader_metadata_is_valid(release_dir):
             assert meta["locked"] and cell.metadata["editable"] is False and cell.metadata["deletable"] is False
             assert meta["points"] > 0
         if meta["solution"]:
-            stub = f'raise NotImplementedError("Module 01: implement {meta["grade_id"]}")'
+            stub = f'raise NotImplementedError("Module {number}: implement {meta["grade_id"]}")'
             assert stub in cell.source and "# YOUR CODE HERE" in cell.source
         assert meta.get("checksum"), "nbgrader checksums let the autograder detect edited locked cells"
     for cell in nb.cells:
@@ -77,7 +87,7 @@ def test_nbgrader_metadata_is_valid(release_dir):
 def test_student_edition_is_also_kept_pristine_with_a_manifest(release_dir):
     assert (release_dir / ".tito/student_edition/01_tensor.ipynb").read_bytes() == (release_dir / "nbs/01_tensor.ipynb").read_bytes()
     manifest = json.loads((release_dir / ".tito/release.json").read_text())
-    assert manifest["exercise_modules"] == ["01_tensor"] and manifest["solved_modules"] == []
+    assert manifest["exercise_modules"] == [source.parent.name for source in SOURCES] and manifest["solved_modules"] == []
     assert manifest["schema_version"] == 1
     for name in ("settings.ini", "setup.py", "Makefile", "requirements.txt", "README.md", "tests/conftest.py",
                  "tests/01_tensor/test_tensor.py", "tinytorch/__init__.py", "tinytorch/tito/cli.py"):
@@ -96,7 +106,7 @@ FAKE_MODULE_02 = '''# ---
 # %% [markdown]
 # # Module 02: Activations
 #
-# > A tiny stand-in module for testing releases.
+# > A tiny stand-in module for testing releases (used while the real module 02 does not exist).
 
 # %%
 #| default_exp core.activations
@@ -116,33 +126,43 @@ assert relu(-1.0) == 0.0 and relu(2.0) == 2.0
 '''
 
 
-def _with_module_02(tree, tito):
-    (tree / "modules/02_activations").mkdir()
-    (tree / "modules/02_activations/activations.py").write_text(FAKE_MODULE_02)
-    (tree / "tests/02_activations").mkdir()
-    (tree / "tests/02_activations/test_activations.py").write_text(
-        "from tinytorch.core.activations import relu\n\ndef test_relu():\n    assert relu(-3.0) == 0.0\n")
-    tito(tree, "export", "--all", check=0)
+def _last_module(tree, tito):
+    """The highest-numbered module (a stand-in module 02 is added while the course has only 01)."""
+    folders = sorted(p.name for p in (tree / "modules").iterdir() if p.is_dir())
+    if len(folders) == 1:
+        (tree / "modules/02_activations").mkdir()
+        (tree / "modules/02_activations/activations.py").write_text(FAKE_MODULE_02)
+        (tree / "tests/02_activations").mkdir()
+        (tree / "tests/02_activations/test_activations.py").write_text(
+            "from tinytorch.core.activations import relu\n\ndef test_relu():\n    assert relu(-3.0) == 0.0\n")
+        tito(tree, "export", "--all", check=0)
+        folders.append("02_activations")
+    return folders[-1], folders[:-1]
 
 
 def test_modules_range_makes_only_those_exercises(tree, tito, tmp_path):
-    _with_module_02(tree, tito)
+    last, others = _last_module(tree, tito)
+    number = int(last[:2])
     out = tmp_path / "systems-course"
-    stdout = tito(tree, "release", "--out", str(out), "--modules", "2-20", check=0).stdout
-    assert "exercises: 02_activations" in stdout and "shipped solved: 01_tensor" in stdout
-    # Module 01 ships solved, with its package file; module 02 is an exercise without one.
-    solved = nbformat.read(out / "nbs/01_tensor.ipynb", as_version=4)
-    original = nbformat.read(tree / "nbs/01_tensor.ipynb", as_version=4)
-    assert [c.source for c in solved.cells] == [c.source for c in original.cells]
-    assert (out / "tinytorch/core/tensor.py").is_file()
-    assert not (out / "tinytorch/core/activations.py").exists()
-    exercise = (out / "nbs/02_activations.ipynb").read_text()
-    assert "unique-solution-marker-line" not in exercise and "implement relu" in exercise
-    # The student edition works: module 01 imports, module 02 fails until solved, then passes.
-    proc = tito(out, "module", "complete", "2", check=1)
-    assert "NotImplementedError: Module 02: implement relu" in proc.stdout
-    shutil.copy2(tree / "nbs/02_activations.ipynb", out / "nbs/02_activations.ipynb")
-    tito(out, "module", "complete", "2", check=0)
+    stdout = tito(tree, "release", "--out", str(out), "--modules", f"{number}-20", check=0).stdout
+    assert f"exercises: {last}\n" in stdout and f"shipped solved: {', '.join(others)}" in stdout
+    # Earlier modules ship solved, with their package files; the exercise ships without its own.
+    for slug in others:
+        solved = nbformat.read(out / "nbs" / f"{slug}.ipynb", as_version=4)
+        original = nbformat.read(tree / "nbs" / f"{slug}.ipynb", as_version=4)
+        assert [c.source for c in solved.cells] == [c.source for c in original.cells]
+        assert (out / _target_file(next((tree / "modules" / slug).glob("*.py")))).is_file()
+    source = next((tree / "modules" / last).glob("*.py"))
+    assert not (out / _target_file(source)).exists()
+    exercise = (out / "nbs" / f"{last}.ipynb").read_text()
+    lines = {line.strip() for cell in json.loads(exercise)["cells"] for line in "".join(cell["source"]).splitlines()}
+    assert not lines & _solution_bodies(source.read_text())
+    assert f"Module {number:02d}: implement" in exercise
+    # The student edition works: the exercise fails until solved, then completes.
+    proc = tito(out, "module", "complete", str(number), check=1)
+    assert f"NotImplementedError: Module {number:02d}: implement" in proc.stdout
+    shutil.copy2(tree / "nbs" / f"{last}.ipynb", out / "nbs" / f"{last}.ipynb")
+    tito(out, "module", "complete", str(number), check=0)
 
 
 def test_release_refuses_to_overwrite(tree, tito, tmp_path):
