@@ -80,9 +80,11 @@ def test_module_test_reports_notebook_and_tests(tree, tito):
 
 
 def test_unknown_modules_and_bad_arguments(student, tito):
-    for action in ("start", "reset", "test", "complete"):
-        proc = tito(student, "module", action, "9", check=2)
-        assert "unknown module '9': valid choices are 1 (tensor)" in proc.stderr
+    present = {int(p.name[:2]) for p in (student / ".tito/student_edition").iterdir()}
+    for number in [n for n in range(1, 21) if n not in present][:1]:  # in the module map, not written yet
+        for action in ("start", "reset", "test", "complete"):
+            proc = tito(student, "module", action, str(number), check=2)
+            assert f"unknown module '{number}': valid choices are 1 (tensor), " in proc.stderr
     proc = tito(student, "module", "complete", "99", check=2)
     assert "module numbers run from 1 to 20" in proc.stderr
     proc = tito(student, "module", check=2)
