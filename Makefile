@@ -14,9 +14,14 @@ demo: $(STAMP)
 	$(TITO) export --all
 	$(TITO) module status
 
+# The suite runs one pytest worker per core; one BLAS thread per worker keeps them from fighting
+# over the cores (override with `make test BLAS_THREADS=2`).
+BLAS_THREADS ?= 1
+
 test: $(STAMP)
 	@if [ -d modules ]; then $(TITO) export --check; fi
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+	OPENBLAS_NUM_THREADS=$(BLAS_THREADS) OMP_NUM_THREADS=$(BLAS_THREADS) MKL_NUM_THREADS=$(BLAS_THREADS) \
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
 
 venv: $(STAMP)
 

@@ -210,7 +210,36 @@ def build_parser() -> argparse.ArgumentParser:
     rel.set_defaults(func=cmd_release)
 
     sub.add_parser("doctor", help="environment report: versions, imports, stale exports").set_defaults(func=cmd_doctor)
+
+    zoo = sub.add_parser("zoo", help="the trained reference models: list, eval, train")
+    zsub = zoo.add_subparsers(dest="action", metavar="{list,eval,train}", required=True)
+    zsub.add_parser("list", help="the reference models and their shipped weights").set_defaults(func=_zoo_command("cmd_zoo_list"))
+    zeval = zsub.add_parser("eval", help="test accuracy of the shipped (or given) weights")
+    zeval.add_argument("name", help="model name, e.g. digits_cnn")
+    zeval.add_argument("--weights", metavar="FILE", help="a weights .npz to evaluate instead of the shipped one")
+    zeval.add_argument("--split", default="test", choices=("train", "test"), help="digits split (default: test)")
+    zeval.set_defaults(func=_zoo_command("cmd_zoo_eval"))
+    ztrain = zsub.add_parser("train", help="train a reference model from scratch with its seeded recipe")
+    ztrain.add_argument("name", help="model name, e.g. digits_cnn")
+    ztrain.add_argument("--seed", type=int, default=None, help="training seed (default: the recipe's, which made the shipped weights)")
+    ztrain.add_argument("--out", metavar="FILE", help="where to save the weights (default: results/zoo/NAME-seedS.npz)")
+    ztrain.add_argument("--install", action="store_true", help="replace the shipped weights in tinytorch/assets/zoo/ and the manifest")
+    ztrain.set_defaults(func=_zoo_command("cmd_zoo_train"))
+
+    bench = sub.add_parser("bench", help="performance figures, measured on this machine")
+    bsub = bench.add_subparsers(dest="suite", metavar="{core}", required=True)
+    core = bsub.add_parser("core", help="time to train the reference models to target; Conv2d GFLOP/s vs matmul")
+    core.add_argument("models", nargs="*", help="only these reference models (default: all)")
+    core.set_defaults(func=_zoo_command("cmd_bench_core"))
     return parser
+
+
+def _zoo_command(name):
+    def run(args, tree):
+        from . import zoo
+
+        return getattr(zoo, name)(args, tree, say)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
