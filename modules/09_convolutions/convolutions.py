@@ -1330,6 +1330,276 @@ for r in bench_results:
 #   ahead of im2col in numpy.
 
 # %% [markdown]
+# ## Reference models: `digits_mlp` and `digits_cnn`
+#
+# The systems track (modules 14-20) profiles, quantizes, prunes, benchmarks and races real,
+# trained models. These two are the baselines, built only from this course's modules and trained
+# on the digits train split by fixed, seeded recipes:
+#
+# - `digits_mlp`: flattened 8x8 images -> Linear(64, 128) -> ReLU -> Linear(128, 10).
+# - `digits_cnn`: 1x8x8 images -> Conv2d(1, 16, 3, padding=1) -> ReLU -> MaxPool2d(2) ->
+#   Conv2d(16, 32, 3, padding=1) -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(128, 10).
+#
+# Their trained weights ship in `tinytorch/assets/zoo/` with a manifest that records each file's
+# checksum and what was measured when it was trained. `load_model(name)` rebuilds the
+# architecture, checks the weights against the manifest and returns the model in eval mode;
+# `tito zoo eval NAME` prints its test accuracy with a Wilson 95% interval, and
+# `tito zoo train NAME` retrains it from scratch with the same recipe (and tells you whether the
+# result is bit-identical to the shipped weights). The code below is given, not an exercise: it
+# is the glue between the modules you wrote.
+
+# %%
+#| export models.zoo
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import NormalDist
+from typing import Callable
+
+import numpy as np
+
+from tinytorch.core.activations import ReLU
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.layers import Linear, Module, Sequential
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.optimizers import Adam
+from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+from tinytorch.core.training import Trainer
+from tinytorch.data.loader import DataLoader, load_digits
+
+
+def zoo_dir():
+    """The folder with the shipped weights and their manifest (inside the installed package)."""
+    import tinytorch
+
+    return Path(tinytorch.__file__).resolve().parent / "assets" / "zoo"
+
+
+def _digits_mlp(seed):
+    return Sequential(Linear(64, 128, rng=seed), ReLU(), Linear(128, 10, rng=seed + 1))
+
+
+def _digits_cnn(seed):
+    return Sequential(
+        Conv2d(1, 16, 3, padding=1, rng=seed), ReLU(), MaxPool2d(2),       # -> 16 x 4 x 4
+        Conv2d(16, 32, 3, padding=1, rng=seed + 1), ReLU(), MaxPool2d(2),  # -> 32 x 2 x 2
+        Flatten(), Linear(128, 10, rng=seed + 2))
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """A reference model: its architecture and the seeded recipe that trains it."""
+    name: str
+    description: str
+    build: Callable[[int], Module]  # seed -> a freshly initialised model
+    flatten: bool                   # digits as (N, 64) vectors, or (N, 1, 8, 8) images
+    epochs: int
+    batch_size: int
+    lr: float                       # Adam's learning rate
+    target: float                   # test top-1 accuracy the trained model must reach
+    seed: int = 0
+
+
+ZOO = {spec.name: spec for spec in (
+    ZooSpec("digits_mlp", "MLP 64-128-10 (ReLU) on flattened 8x8 digits", _digits_mlp,
+            flatten=True, epochs=20, batch_size=64, lr=1e-2, target=0.95),
+    ZooSpec("digits_cnn", "CNN conv16-pool-conv32-pool-linear on 1x8x8 digits", _digits_cnn,
+            flatten=False, epochs=15, batch_size=64, lr=1e-2, target=0.97),
+)}
+
+
+def _spec(name):
+    if name not in ZOO:
+        raise ValueError(f"unknown reference model {name!r}; choose one of {', '.join(ZOO)}")
+    return ZOO[name]
+
+
+def build_model(name, seed=None):
+    """A freshly initialised (untrained) reference model; seed defaults to the recipe's."""
+    spec = _spec(name)
+    return spec.build(spec.seed if seed is None else seed)
+
+
+def wilson_interval(correct, total, confidence=0.95):
+    """Wilson score interval for a binomial proportion (accuracy = correct / total)."""
+    if total <= 0 or not 0 <= correct <= total:
+        raise ValueError(f"need 0 <= correct <= total and total > 0, got correct={correct}, total={total}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return float(centre - half), float(centre + half)
+
+
+def evaluate(model, name, split="test"):
+    """Top-1 accuracy of model on a digits split, with its Wilson 95% interval."""
+    spec = _spec(name)
+    images, labels = load_digits(split, flatten=spec.flatten).tensors
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            logits = model(images).data
+    finally:
+        model.train(was_training)
+    correct = int(np.count_nonzero(logits.argmax(axis=1) == labels.data))
+    low, high = wilson_interval(correct, len(labels.data))
+    return {"split": split, "correct": correct, "total": len(labels.data),
+            "accuracy": correct / len(labels.data), "ci_low": low, "ci_high": high}
+
+
+def weights_digest(state):
+    """sha256 over the weights themselves (names, dtypes, shapes, bytes), not the file container."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        array = np.ascontiguousarray(state[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _atomic_write(path, write):
+    """Call write(file object) on a temporary file beside path, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model, path):
+    """Write model.state_dict() to an .npz file atomically; returns the weights' sha256."""
+    state = model.state_dict()
+    _atomic_write(path, lambda handle: np.savez(handle, **state))
+    return weights_digest(state)
+
+
+def read_manifest():
+    """{name: what was recorded when the shipped weights were trained}; {} if none are shipped."""
+    path = zoo_dir() / "manifest.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_model(name, weights=None):
+    """A reference model with trained weights, in eval mode.
+
+    weights: an .npz file to load instead of the shipped one (not checked against the manifest).
+    """
+    path = zoo_dir() / f"{name}.npz" if weights is None else Path(weights)
+    _spec(name)
+    if not path.exists():
+        raise FileNotFoundError(f"no weights at {path}; run `tito zoo train {name} --install` to train them")
+    with np.load(path, allow_pickle=False) as archive:
+        state = {key: archive[key] for key in archive.files}
+    if weights is None:
+        expected = read_manifest().get(name, {}).get("sha256")
+        actual = weights_digest(state)
+        if actual != expected:
+            raise ValueError(f"{path}: the weights' sha256 {actual} does not match the manifest's {expected}; "
+                             f"the file was changed or replaced. Restore it, or retrain with `tito zoo train {name} --install`")
+    model = build_model(name)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@dataclass
+class TrainReport:
+    """What train() measured: training seconds exclude the per-epoch test evaluations."""
+    name: str
+    seed: int
+    model: Module
+    seconds: float
+    seconds_to_target: float | None  # training seconds until test accuracy first reached the target
+    test: dict
+    history: list = field(default_factory=list)
+
+
+def train(name, seed=None, log=print):
+    """Train a reference model from scratch with its recipe (Adam, seeded init and shuffling)."""
+    spec = _spec(name)
+    seed = spec.seed if seed is None else seed
+    model = spec.build(seed)
+    loader = DataLoader(load_digits("train", flatten=spec.flatten), batch_size=spec.batch_size,
+                        shuffle=True, seed=seed)
+    trainer = Trainer(model, CrossEntropyLoss(), Adam(model.parameters(), lr=spec.lr), loader)
+    report = TrainReport(name, seed, model, 0.0, None, {})
+    for epoch in range(1, spec.epochs + 1):
+        stats = trainer.train_epoch()
+        report.seconds += stats["seconds"]
+        test = evaluate(model, name)
+        if report.seconds_to_target is None and test["accuracy"] >= spec.target:
+            report.seconds_to_target = report.seconds
+        report.history.append({"epoch": epoch, "train_loss": stats["loss"], "train_accuracy": stats["accuracy"],
+                               "test_accuracy": test["accuracy"], "seconds": stats["seconds"]})
+        log(f"epoch {epoch:2d}/{spec.epochs}: train loss {stats['loss']:.4f}, train accuracy "
+            f"{stats['accuracy']:.2%}, test accuracy {test['accuracy']:.2%} ({stats['seconds']:.2f} s)")
+    model.eval()
+    report.test = evaluate(model, name)
+    return report
+
+
+def install_weights(name, report):
+    """Make report's model the shipped weights of name and record what was measured in the manifest."""
+    path = zoo_dir() / f"{name}.npz"
+    digest = save_weights(report.model, path)
+    spec = _spec(name)
+    manifest = read_manifest()
+    manifest[name] = {
+        "file": path.name, "sha256": digest, "seed": report.seed,
+        "parameters": int(sum(p.size for p in report.model.parameters())),
+        "parameter_bytes": int(sum(p.data.nbytes for p in report.model.parameters())),
+        "recipe": {"epochs": spec.epochs, "batch_size": spec.batch_size, "optimizer": "Adam", "lr": spec.lr},
+        "test_accuracy": report.test["accuracy"], "test_correct": report.test["correct"],
+        "test_total": report.test["total"], "train_seconds": round(report.seconds, 3),
+        "seconds_to_target": None if report.seconds_to_target is None else round(report.seconds_to_target, 3),
+        "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                        "machine": platform.machine(), "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    _atomic_write(zoo_dir() / "manifest.json", lambda handle: handle.write(text.encode("utf-8")))
+    return path, digest
+
+# %% [markdown]
+# The shipped models, evaluated now on the digits test split (the cell measures; nothing is read
+# back from the manifest except the checksum that `load_model` verifies):
+
+# %%
+for zoo_name, zoo_spec in ZOO.items():
+    zoo_model = load_model(zoo_name)
+    zoo_result = evaluate(zoo_model, zoo_name)
+    zoo_params = sum(p.size for p in zoo_model.parameters())
+    print(f"{zoo_name}: {zoo_params:,} parameters, test accuracy {zoo_result['accuracy']:.2%} "
+          f"({zoo_result['correct']}/{zoo_result['total']}, Wilson 95% interval "
+          f"{zoo_result['ci_low']:.2%} to {zoo_result['ci_high']:.2%}), target {zoo_spec.target:.0%}")
+    assert zoo_result["accuracy"] >= zoo_spec.target and not zoo_model.training
+
+# %% [markdown]
+# Retraining `digits_mlp` from scratch takes a few seconds; with the same seed it reproduces the
+# shipped weights exactly on the machine that trained them (a different BLAS or thread count may
+# round differently, which the comparison below would show):
+
+# %%
+mlp_report = train("digits_mlp", log=lambda line: None)
+mlp_digest = weights_digest(mlp_report.model.state_dict())
+print(f"digits_mlp retrained in {mlp_report.seconds:.2f} s of training: test accuracy "
+      f"{mlp_report.test['accuracy']:.2%}; identical to the shipped weights: "
+      f"{mlp_digest == read_manifest()['digits_mlp']['sha256']}")
+assert mlp_report.test["accuracy"] >= ZOO["digits_mlp"].target
+
+# %% [markdown]
 # ## Summary
 #
 # - A convolution slides one small filter over every position of every image: shared
@@ -1345,6 +1615,8 @@ for r in bench_results:
 # - Max pooling sends each window's gradient to its first maximum (row-major); average
 #   pooling spreads it equally; overlapping windows accumulate. `Flatten` reshapes through
 #   autograd so a CNN ends in `Linear` layers.
+# - The reference models `digits_mlp` and `digits_cnn` (`tinytorch.models.zoo`) are built from
+#   these layers and ship trained: `load_model(name)`, `tito zoo eval NAME`, `tito zoo train NAME`.
 # - Measured: where a convolution's time goes (data movement is a large part), why the
 #   per-image layout wins, and the achieved GFLOP/s against this machine's matmul; your
 #   numbers are in the cells above.

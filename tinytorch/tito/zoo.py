@@ -71,7 +71,7 @@ def cmd_zoo_train(args, tree: Tree, say) -> int:
         path, digest = zoo.install_weights(args.name, report)
         say(f"installed {path} (sha256 {digest}) and updated the manifest")
     else:
-        path = out or Path("results") / "zoo" / f"{args.name}-seed{report.seed}.npz"
+        path = out or tree.root / "results" / "zoo" / f"{args.name}-seed{report.seed}.npz"
         if path.exists():
             raise TitoError(f"{path} already exists; nothing was overwritten. Pass --out FILE")
         digest = zoo.save_weights(report.model, path)
@@ -96,7 +96,11 @@ def cmd_bench_core(args, tree: Tree, say) -> int:
         say(f"  {name}: {reached}; full recipe {report.seconds:.1f} s, final test accuracy {_accuracy_line(report.test)}")
     say("Conv2d forward (im2col + one BLAS matmul), against numpy float32 matmul measured in the same run:")
     for row in benchmark_conv2d():
-        torch_part = f", torch CPU {row['torch_ratio']:.2f}x of our time" if row.get("torch_ratio") is not None else ", torch not installed"
-        say(f"  {row['shape']}: {row['ms']:.3f} ms median, {row['gflops']:.2f} GFLOP/s = "
-            f"{row['ratio_to_matmul']:.0%} of matmul's {row['matmul_gflops']:.1f} GFLOP/s{torch_part}")
+        torch_part = (f"; torch CPU {row['torch_ms_median']:.3f} ms (ours / torch = {row['torch_ratio']:.1f}x)"
+                      if row.get("torch_ratio") is not None else "; torch not installed")
+        say(f"  {row['input_shape']} -> {row['output_shape']}: {row['ms_median']:.3f} ms median, "
+            f"{row['gflops']:.2f} GFLOP/s = {row['ratio_to_matmul']:.0%} of matmul's "
+            f"{row['matmul_gflops']:.1f} GFLOP/s{torch_part}")
+        if row.get("warning"):
+            say(f"    {row['warning']}")
     return 0

@@ -1,0 +1,121 @@
+"""The reference models (tinytorch.models.zoo): shipped weights, targets, checksums, reproducibility."""
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.datasets import load_digits as sklearn_digits
+
+from tinytorch.core.tensor import Tensor
+from tinytorch.data.loader import load_digits
+from tinytorch.models import zoo
+
+TARGETS = {"digits_mlp": 0.95, "digits_cnn": 0.97}
+
+
+def _independent_accuracy(model, flatten):
+    """Accuracy recomputed here: the test split's images fed in batches of 50, argmax in numpy."""
+    images, labels = load_digits("test", flatten=flatten).tensors
+    predictions = np.concatenate([model(Tensor.from_numpy(images.data[i:i + 50])).data.argmax(axis=1)
+                                  for i in range(0, len(labels.data), 50)])
+    return float(np.mean(predictions == labels.data))
+
+
+def _digest(path):
+    """sha256 of an .npz's arrays computed independently of zoo.weights_digest."""
+    digest = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as archive:
+        for key in sorted(archive.files):
+            array = np.ascontiguousarray(archive[key])
+            digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_shipped_models_reach_their_targets(name):
+    model = zoo.load_model(name)
+    assert not model.training
+    accuracy = _independent_accuracy(model, zoo.ZOO[name].flatten)
+    assert accuracy >= TARGETS[name]
+    result = zoo.evaluate(model, name)
+    assert result["total"] == 359 and result["accuracy"] == pytest.approx(accuracy)
+    assert result["correct"] == round(accuracy * 359)
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_manifest_matches_the_files(name):
+    manifest = json.loads((zoo.zoo_dir() / "manifest.json").read_text())
+    entry = manifest[name]
+    assert entry["sha256"] == _digest(zoo.zoo_dir() / entry["file"])
+    model = zoo.load_model(name)
+    assert entry["parameters"] == sum(p.data.size for p in model.parameters())
+    assert entry["parameter_bytes"] == sum(p.data.nbytes for p in model.parameters())
+    assert entry["test_correct"] == zoo.evaluate(model, name)["correct"], "the manifest records what was measured"
+
+
+def test_architectures():
+    cnn, mlp = zoo.load_model("digits_cnn"), zoo.load_model("digits_mlp")
+    out = cnn(Tensor(np.zeros((3, 1, 8, 8))))
+    assert out.shape == (3, 10)
+    assert mlp(Tensor(np.zeros((3, 64)))).shape == (3, 10)
+    # 1*16*9+16 + 16*32*9+32 + 128*10+10 and 64*128+128 + 128*10+10
+    assert sum(p.data.size for p in cnn.parameters()) == 6090
+    assert sum(p.data.size for p in mlp.parameters()) == 9610
+
+
+def test_tampered_weights_are_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_dir(), copy)
+    with np.load(copy / "digits_mlp.npz") as archive:
+        state = {key: archive[key] for key in archive.files}
+    state["0.weight"] = state["0.weight"] + np.float32(1e-3)
+    np.savez(copy / "digits_mlp.npz", **state)
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: copy)
+    with pytest.raises(ValueError, match="does not match the manifest"):
+        zoo.load_model("digits_mlp")
+    (copy / "digits_cnn.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="tito zoo train digits_cnn --install"):
+        zoo.load_model("digits_cnn")
+
+
+def test_load_model_with_explicit_weights_checks_keys(tmp_path):
+    path = tmp_path / "partial.npz"
+    np.savez(path, **{"0.weight": np.zeros((64, 128), np.float32)})
+    with pytest.raises(ValueError, match="missing"):
+        zoo.load_model("digits_mlp", weights=path)
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="choose one of digits_mlp, digits_cnn"):
+        zoo.build_model("resnet50")
+
+
+def test_training_is_deterministic_and_reaches_the_target(tmp_path):
+    first = zoo.train("digits_mlp", log=lambda line: None)
+    second = zoo.train("digits_mlp", log=lambda line: None)
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert all(np.array_equal(a[key], b[key]) for key in a)
+    assert first.test["accuracy"] >= 0.95 and first.seconds_to_target is not None
+    assert first.seconds_to_target <= first.seconds
+    assert len(first.history) == zoo.ZOO["digits_mlp"].epochs
+    digest = zoo.save_weights(first.model, tmp_path / "w.npz")
+    assert digest == _digest(tmp_path / "w.npz") == zoo.weights_digest(a)
+    reloaded = zoo.load_model("digits_mlp", weights=tmp_path / "w.npz")
+    assert zoo.evaluate(reloaded, "digits_mlp")["correct"] == first.test["correct"]
+
+
+@pytest.mark.parametrize("correct,total", [(354, 359), (0, 10), (10, 10), (1, 1), (50, 100)])
+def test_wilson_interval_matches_scipy(correct, total):
+    expected = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = zoo.wilson_interval(correct, total)
+    assert low == pytest.approx(expected.low, abs=1e-12) and high == pytest.approx(expected.high, abs=1e-12)
+    with pytest.raises(ValueError):
+        zoo.wilson_interval(5, 0)
+
+
+def test_digits_are_the_sklearn_digits():
+    images, _ = load_digits("all", flatten=True).tensors
+    assert images.data.shape[0] == sklearn_digits().data.shape[0] == 1797

@@ -1,0 +1,42 @@
+"""`tito zoo list|eval|train` and `tito bench core`."""
+import re
+
+
+def test_zoo_eval_prints_measured_accuracy(tree, tito):
+    for name, target in (("digits_cnn", "97%"), ("digits_mlp", "95%")):
+        out = tito(tree, "zoo", "eval", name, check=0).stdout
+        assert re.search(rf"{name} on the digits test split: top-1 accuracy \d+\.\d\d% \(\d+/359; Wilson 95% interval", out)
+        assert f"target {target}: met" in out
+
+
+def test_zoo_list_and_unknown_names(tree, tito):
+    out = tito(tree, "zoo", "list", check=0).stdout
+    assert "digits_mlp:" in out and "digits_cnn:" in out and "shipped" in out
+    proc = tito(tree, "zoo", "eval", "resnet50", check=2)
+    assert "unknown model 'resnet50': valid choices are digits_mlp, digits_cnn" in proc.stderr
+
+
+def test_zoo_train_reproduces_the_shipped_mlp(tree, tito, tmp_path):
+    out_file = tmp_path / "mlp.npz"
+    out = tito(tree, "zoo", "train", "digits_mlp", "--out", str(out_file), check=0).stdout
+    assert out_file.is_file()
+    assert re.search(r"trained digits_mlp \(seed 0\) in [\d.]+ s: test accuracy", out)
+    assert "identical to the shipped weights: yes" in out
+    proc = tito(tree, "zoo", "train", "digits_mlp", "--out", str(out_file), check=2)
+    assert "already exists; nothing was overwritten" in proc.stderr
+    out = tito(tree, "zoo", "eval", "digits_mlp", "--weights", str(out_file), check=0).stdout
+    assert "target 95%: met" in out
+
+
+def test_zoo_eval_detects_tampered_shipped_weights(tree, tito):
+    path = tree / "tinytorch/assets/zoo/digits_mlp.npz"
+    path.write_bytes((tree / "tinytorch/assets/zoo/digits_cnn.npz").read_bytes())
+    proc = tito(tree, "zoo", "eval", "digits_mlp", check=1)
+    assert "does not match the manifest" in proc.stderr
+
+
+def test_bench_core_prints_measured_figures(tree, tito):
+    out = tito(tree, "bench", "core", "digits_mlp", check=0).stdout
+    assert re.search(r"digits_mlp: reached 95% after [\d.]+ s of training", out)
+    rows = re.findall(r"GFLOP/s = \d+% of matmul's [\d.]+ GFLOP/s", out)
+    assert len(rows) == 2
