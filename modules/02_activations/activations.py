@@ -457,67 +457,19 @@ assert repr(Softmax()) == "Softmax(dim=-1)"
 #   `exp`, `sum`, divide). A million float32 numbers are 4 MB, more
 #   than most L2 caches, so each pass streams through main memory.
 #
-# The helper below times each activation on the same 1,000,000-element float32 tensor
-# with `time.perf_counter_ns`. It calibrates a batch of calls lasting at least 5 ms
-# (this also warms up), then measures all candidates in alternating rounds (A B C ...
-# A B C ...) so machine drift hits all of them, and reports the median with the
-# interquartile range (IQR) as a noise indicator.
+# The cells below time each activation on the same 1,000,000-element float32 tensor
+# with module 01's timing helpers (`tinytorch.utils.timing`): a calibrated batch of calls
+# lasting at least 5 ms per sample (the calibration also warms up), all candidates
+# measured in alternating rounds (A B C ... A B C ...) so machine drift hits all of them,
+# and the median reported with the interquartile range (IQR) as a noise indicator.
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
-
-def timer_overhead_ns(pairs=2000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def calibrate(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    batch = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return batch
-        batch *= 2
-
-
-def measure_interleaved(fns, repeats, min_sample_ns):
-    """Per-call time samples (ns) of each named callable, measured in alternating rounds."""
-    batches = {name: calibrate(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(batches[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / batches[name])
-    return samples
-
-
-def median_and_spread(samples):
-    """(median, IQR / median) of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return median, (q3 - q1) / median
-
-
-overhead = timer_overhead_ns()
-MIN_SAMPLE_NS = max(5_000_000, 1000 * overhead)  # the rules ask for >= 1 ms; 5 ms is steadier
-threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"gc enabled: {gc.isenabled()}, thread settings: {threads}")
-print(f"timer: perf_counter_ns, resolution {time.get_clock_info('perf_counter').resolution:.0e} s, "
-      f"measured overhead {overhead:.0f} ns per start/stop pair; min sample {MIN_SAMPLE_NS / 1e6:.1f} ms")
+timer = measure_timer()
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=5_000_000)  # the rules ask for >= 1 ms; 5 ms is steadier
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
 
 # %% [markdown]
 # ### Time per element of each activation (float32)
@@ -537,14 +489,14 @@ candidates = {
     "Softmax(dim=-1)": lambda: Softmax()(rows32),
 }
 timings = measure_interleaved(candidates, repeats=9, min_sample_ns=MIN_SAMPLE_NS)
-relu_median = median_and_spread(timings["ReLU"])[0]
-print(f"{N_ELEMENTS:,} float32 elements, median of {len(timings['ReLU'])} interleaved samples:")
-for name, samples in timings.items():
-    median, spread = median_and_spread(samples)
-    flag = "  NOISY: close other programs and rerun" if spread >= 0.10 else ""
+relu_median = timings["ReLU"].median_ns
+print(f"{N_ELEMENTS:,} float32 elements, median of {timings['ReLU'].n} interleaved samples:")
+for name, timing in timings.items():
+    median = timing.median_ns
+    flag = f"  {timing.warning}" if timing.warning else ""
     print(f"  {name:16s} {median / N_ELEMENTS:6.2f} ns/element  ({median / 1e6:6.2f} ms per call, "
-          f"{median / relu_median:4.1f}x ReLU, IQR/median {spread:.1%}){flag}")
-slower = [name for name in candidates if name != "ReLU" and median_and_spread(timings[name])[0] > relu_median]
+          f"{median / relu_median:4.1f}x ReLU, IQR/median {timing.iqr_over_median:.1%}){flag}")
+slower = [name for name in candidates if name != "ReLU" and timings[name].median_ns > relu_median]
 print("costlier than ReLU per element:", ", ".join(slower) or "none")
 
 # %% [markdown]
@@ -556,9 +508,9 @@ print("costlier than ReLU per element:", ", ".join(slower) or "none")
 # call, can come out close to ReLU. The lesson for later modules: in numpy, count the
 # passes over memory, not just the formula; a framework gets much of its speed by
 # fusing such chains into one pass. And since activations run on every element of
-# every layer's output, a cheap one such as ReLU matters in a large network. If an
-# IQR/median reading is 10% or more, the machine was busy while measuring: close
-# other programs and run the cell again.
+# every layer's output, a cheap one such as ReLU matters in a large network. If a row
+# ends in a `noisy:` warning, the machine was busy while measuring: follow its remedy
+# and run the cell again.
 #
 # ### A branch per element: `np.where` vs the branch-free Sigmoid
 #
@@ -583,9 +535,8 @@ branching = measure_interleaved({
     "np.where, random signs": lambda: where_sigmoid(x32.data),
     "np.where, sorted": lambda: where_sigmoid(sorted32.data),
 }, repeats=9, min_sample_ns=MIN_SAMPLE_NS)
-for name, samples in branching.items():
-    median, spread = median_and_spread(samples)
-    print(f"  {name:23s} {median / N_ELEMENTS:6.2f} ns/element, IQR/median {spread:.1%}")
+for name, timing in branching.items():
+    print(f"  {name:23s} {timing.median_ns / N_ELEMENTS:6.2f} ns/element, {timing.noise}")
 
 # %% [markdown]
 # The cell above prints the four times. The branch-free `Sigmoid` does the same work
@@ -606,12 +557,11 @@ for name, samples in branching.items():
 x64 = Tensor(x32, dtype=np.float64)
 by_dtype = measure_interleaved({"float32": lambda: Sigmoid()(x32), "float64": lambda: Sigmoid()(x64)},
                                repeats=15, min_sample_ns=MIN_SAMPLE_NS)
-for name, samples in by_dtype.items():
-    median, spread = median_and_spread(samples)
+for name, timing in by_dtype.items():
     nbytes = (x32 if name == "float32" else x64).data.nbytes
-    print(f"Sigmoid {name}: {median / N_ELEMENTS:6.2f} ns/element, input {nbytes:,} bytes, "
-          f"IQR/median {spread:.1%}")
-ratio = median_and_spread(by_dtype["float64"])[0] / median_and_spread(by_dtype["float32"])[0]
+    print(f"Sigmoid {name}: {timing.median_ns / N_ELEMENTS:6.2f} ns/element, input {nbytes:,} bytes, "
+          f"{timing.noise}")
+ratio = by_dtype["float64"].median_ns / by_dtype["float32"].median_ns
 print(f"ratio of medians, float64 / float32: {ratio:.2f}")
 
 # %% [markdown]

@@ -1082,61 +1082,20 @@ assert counted == hand_count and stored == 4 * hand_count
 # to it, the same product done with raw numpy (`x @ W + b` on the arrays) shows how much
 # of the time is our wrapper.
 #
-# Timing follows the course's measurement rules in miniature: `time.perf_counter_ns`,
-# each sample a calibrated batch of calls lasting at least a few milliseconds (the
-# calibration doubles as warm-up), the candidates measured in alternating rounds so
-# machine drift hits all of them, and the median reported with IQR/median as a noise
-# indicator. (Module 14 builds the full profiler.)
+# Timing uses module 01's helpers (`tinytorch.utils.timing`), which follow the course's
+# measurement rules in miniature: `time.perf_counter_ns`, each sample a calibrated batch
+# of calls lasting at least a few milliseconds (the calibration doubles as warm-up), the
+# candidates measured in alternating rounds so machine drift hits all of them, and the
+# median reported with IQR/median as a noise indicator. (Module 14 builds the full
+# profiler.)
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
-
-def timer_overhead_ns(pairs=2000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def calls_per_sample(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    calls = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return calls
-        calls *= 2
-
-
-def measure_interleaved(fns, repeats, min_sample_ns):
-    """Per-call times (ns) of each named callable, measured in alternating rounds."""
-    counts = {name: calls_per_sample(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(counts[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / counts[name])
-    return samples
-
-
-def median_and_spread(samples):
-    """(median, IQR / median) of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return median, (q3 - q1) / median
-
-
-REPEATS, MIN_SAMPLE_NS = 15, 5_000_000  # 15 samples per candidate, each at least 5 ms
+timer = measure_timer()
+REPEATS = 15                                                          # samples per candidate
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=5_000_000)  # each at least 5 ms
 fc = Linear(64, 128, rng=0)
 batch_sizes = (1, 16, 256, 2048)
 inputs = {n: Tensor.randn(n, 64, rng=n) for n in batch_sizes}
@@ -1144,19 +1103,16 @@ candidates = {}
 for n in batch_sizes:
     candidates[("Linear", n)] = lambda x=inputs[n]: fc(x)
     candidates[("numpy", n)] = lambda a=inputs[n].data, w=fc.weight.data, b=fc.bias.data: a @ w + b
-samples = measure_interleaved(candidates, REPEATS, MIN_SAMPLE_NS)
+timings = measure_interleaved(candidates, REPEATS, MIN_SAMPLE_NS)
 
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, gc enabled: {gc.isenabled()}")
-print(f"timer: perf_counter_ns, measured overhead {timer_overhead_ns():.0f} ns per start/stop pair; "
-      f"median of {REPEATS} samples per row, each >= {MIN_SAMPLE_NS / 1e6:.0f} ms")
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
+print(f"median of {REPEATS} samples per row")
 print(f"{'batch':>6s} {'Linear call':>12s} {'per sample':>11s} {'numpy call':>11s} {'per sample':>11s}  noise (IQR/median)")
 for n in batch_sizes:
-    ours, ours_spread = median_and_spread(samples[("Linear", n)])
-    raw, raw_spread = median_and_spread(samples[("numpy", n)])
-    flag = "  NOISY: close other programs and rerun" if max(ours_spread, raw_spread) >= 0.10 else ""
-    print(f"{n:6d} {ours / 1e3:9.1f} us {ours / n:8.0f} ns {raw / 1e3:8.1f} us {raw / n:8.0f} ns"
-          f"  {ours_spread:.1%} / {raw_spread:.1%}{flag}")
+    ours, raw = timings[("Linear", n)], timings[("numpy", n)]
+    flag = "".join(f"  {label} {t.warning}" for label, t in (("Linear", ours), ("numpy", raw)) if t.warning)
+    print(f"{n:6d} {ours.median_ns / 1e3:9.1f} us {ours.median_ns / n:8.0f} ns {raw.median_ns / 1e3:8.1f} us "
+          f"{raw.median_ns / n:8.0f} ns  {ours.iqr_over_median:.1%} / {raw.iqr_over_median:.1%}{flag}")
 
 # %% [markdown]
 # Read the table the cell above prints from top to bottom:
@@ -1170,7 +1126,8 @@ for n in batch_sizes:
 #   cost no longer matters. This is why training and inference servers process inputs in
 #   batches, and why a per-call overhead that looks negligible in a big batch can
 #   dominate latency when serving one request at a time (a theme of modules 14-19).
-# - A row flagged NOISY was disturbed by other work on the machine; rerun the cell.
+# - A row with a `noisy:` warning was disturbed by other work on the machine; follow its
+#   remedy and rerun the cell.
 
 # %% [markdown]
 # ## Summary

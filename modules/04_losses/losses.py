@@ -555,64 +555,17 @@ for name, (rows, label) in cases.items():
 #
 # Now the cost: both versions on a batch of 512 samples with 1000 classes (float32,
 # ordinary logits where both are correct), and the full `CrossEntropyLoss`, which also
-# validates its inputs. The timing helper is the same as in module 02: calibrated
-# batches of at least 5 ms, candidates interleaved, median and IQR of the samples.
+# validates its inputs. The timing helpers are module 01's (`tinytorch.utils.timing`):
+# calibrated batches of at least 5 ms, candidates interleaved, median and IQR of the
+# samples.
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
-
-def timer_overhead_ns(pairs=2000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def calibrate(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    batch = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return batch
-        batch *= 2
-
-
-def measure_interleaved(fns, repeats, min_sample_ns):
-    """Per-call time samples (ns) of each named callable, measured in alternating rounds."""
-    batches = {name: calibrate(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(batches[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / batches[name])
-    return samples
-
-
-def median_and_spread(samples):
-    """(median, IQR / median) of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return median, (q3 - q1) / median
-
-
-overhead = timer_overhead_ns()
-MIN_SAMPLE_NS = max(5_000_000, 1000 * overhead)  # the rules ask for >= 1 ms; 5 ms is steadier
-threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"gc enabled: {gc.isenabled()}, thread settings: {threads}")
-print(f"timer: perf_counter_ns, resolution {time.get_clock_info('perf_counter').resolution:.0e} s, "
-      f"measured overhead {overhead:.0f} ns per start/stop pair; min sample {MIN_SAMPLE_NS / 1e6:.1f} ms")
+timer = measure_timer()
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=5_000_000)  # the rules ask for >= 1 ms; 5 ms is steadier
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
 
 batch_logits = Tensor.randn(512, 1000, rng=0)
 batch_labels = np.random.default_rng(1).integers(0, 1000, size=512)
@@ -623,14 +576,14 @@ timed = measure_interleaved({
     "stable log-softmax": lambda: stable_cross_entropy(batch_logits.data, batch_labels),
     "CrossEntropyLoss": lambda: CrossEntropyLoss()(batch_logits, batch_labels),
 }, repeats=11, min_sample_ns=MIN_SAMPLE_NS)
-naive_median = median_and_spread(timed["naive log(softmax)"])[0]
+naive_median = timed["naive log(softmax)"].median_ns
 print(f"cross-entropy of ({batch_logits.shape[0]}, {batch_logits.shape[1]}) float32 logits, "
-      f"median of {len(timed['naive log(softmax)'])} interleaved samples:")
-for name, samples in timed.items():
-    median, spread = median_and_spread(samples)
-    flag = "  NOISY: close other programs and rerun" if spread >= 0.10 else ""
+      f"median of {timed['naive log(softmax)'].n} interleaved samples:")
+for name, timing in timed.items():
+    median = timing.median_ns
+    flag = f"  {timing.warning}" if timing.warning else ""
     print(f"  {name:20s} {median / 1e3:8.1f} us  ({median / naive_median:4.2f}x naive, "
-          f"IQR/median {spread:.1%}){flag}")
+          f"IQR/median {timing.iqr_over_median:.1%}){flag}")
 
 # %% [markdown]
 # The cell above prints the three times and their ratios to the naive version. Over

@@ -930,17 +930,15 @@ with tempfile.TemporaryDirectory() as tmp:
 # The cell below iterates over one epoch of the digits training split in each of the six
 # combinations (batch size 1, 32, 256; vectorised or per-item), with shuffling on as in
 # training. `PerItem` wraps the same `TensorDataset` but does not override
-# `__getitems__`, so it takes the per-item default. As in module 01, each raw sample lasts
-# at least a few milliseconds (short epochs are repeated inside one sample), the
-# configurations are measured in alternating rounds, and the median over rounds is
-# reported with its IQR/median as a noise indicator.
+# `__getitems__`, so it takes the per-item default. Module 01's timing helpers
+# (`tinytorch.utils.timing`) do the measuring: each raw sample lasts at least a few
+# milliseconds (short epochs are repeated inside one sample), the configurations are
+# measured in alternating rounds, and the median over rounds is reported with its
+# IQR/median as a noise indicator.
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
 
 class PerItem(Dataset):
@@ -964,38 +962,8 @@ def run_epoch(loader):
     return seen
 
 
-def calls_per_sample(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    calls = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return calls
-        calls *= 2
-
-
-def measure_interleaved(fns, repeats, min_sample_ns):
-    """Per-call time samples (ns) of each named callable, measured in alternating rounds."""
-    calls = {name: calls_per_sample(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / calls[name])
-    return samples
-
-
-def median_and_spread(samples):
-    """(median, IQR / median) of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return median, (q3 - q1) / median
-
-
-MIN_SAMPLE_NS = 5_000_000
+timer = measure_timer()
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=5_000_000)
 train_set = load_digits("train")
 per_item_set = PerItem(train_set)
 loaders = {}
@@ -1005,20 +973,18 @@ for size in (1, 32, 256):
 for loader in loaders.values():
     assert run_epoch(loader) == len(train_set)   # both paths see every sample once per epoch
 
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"gc enabled: {gc.isenabled()}; timer perf_counter_ns, min sample {MIN_SAMPLE_NS / 1e6:.0f} ms")
-epoch_samples = measure_interleaved({key: (lambda loader=loader: run_epoch(loader))
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
+epoch_timings = measure_interleaved({key: (lambda loader=loader: run_epoch(loader))
                                      for key, loader in loaders.items()},
                                     repeats=15, min_sample_ns=MIN_SAMPLE_NS)
-medians = {}
+medians = {key: timing.median_ns for key, timing in epoch_timings.items()}
 print(f"one epoch = {len(train_set)} digits images")
 print("batch  path        batches  epoch median (ms)  samples/s   IQR/median")
-for (size, path), values in epoch_samples.items():
-    median, spread = median_and_spread(values)
-    medians[(size, path)] = median
-    flag = "  NOISY: close other programs and rerun" if spread >= 0.10 else ""
+for (size, path), timing in epoch_timings.items():
+    median = timing.median_ns
+    flag = f"  {timing.warning}" if timing.warning else ""
     print(f"{size:5d}  {path:10s}  {len(loaders[(size, path)]):7d}  {median / 1e6:17.2f}  "
-          f"{len(train_set) / (median / 1e9):9.0f}  {spread:10.1%}{flag}")
+          f"{len(train_set) / (median / 1e9):9.0f}  {timing.iqr_over_median:10.1%}{flag}")
 for size in (1, 32, 256):
     ratio = medians[(size, "per-item")] / medians[(size, "vectorised")]
     print(f"batch {size:3d}: per-item / vectorised epoch time = {ratio:.1f}x")

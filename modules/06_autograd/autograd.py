@@ -1726,51 +1726,18 @@ assert all(param.grad is None for param in model.parameters())
 # takes a core, which makes timings on a shared machine very noisy.)
 #
 # 1. **Time**: the forward pass under `no_grad()`, the forward pass while recording, and
-#    forward plus backward. Each variant runs in batches of calls lasting at least 2 ms,
-#    measured in alternating rounds (A B C A B C ...) so machine drift hits all three; we
-#    report the median and the IQR/median spread.
+#    forward plus backward, timed with module 01's helpers (`tinytorch.utils.timing`).
+#    Each variant runs in batches of calls lasting at least 2 ms, measured in
+#    alternating rounds (A B C A B C ...) so machine drift hits all three; we report the
+#    median and the IQR/median spread.
 # 2. **Memory**: the arrays the recorded graph keeps alive (the `saved_tensors` of all its
 #    nodes), compared with the parameters' bytes, for two batch sizes. Saved arrays that
 #    *are* parameter memory (a matmul saves its weight) cost nothing extra; the rest is
 #    activation memory, which grows with the batch.
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
-
-
-def calls_per_sample(fn, min_ns):
-    """Smallest power-of-two number of calls lasting >= min_ns (doubles as warm-up)."""
-    calls = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter_ns() - start >= min_ns:
-            return calls
-        calls *= 2
-
-
-def interleaved_samples(fns, rounds=25, min_ns=2_000_000):
-    """Per-call times (ns) of each named callable, measured in alternating rounds."""
-    calls = {name: calls_per_sample(fn, min_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / calls[name])
-    return samples
-
-
-def median_and_spread(values):
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return median, (q3 - q1) / median
-
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
 mlp = Sequential(Linear(64, 32, rng=0), ReLU(), Linear(32, 10, rng=1))
 criterion = CrossEntropyLoss()
@@ -1792,20 +1759,18 @@ def forward_backward():
     criterion(mlp(batch), batch_labels).backward()
 
 
-threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"1-min load average {load:.2f}, gc enabled: {gc.isenabled()}, thread settings: {threads}; "
-      f"timer perf_counter_ns, samples of >= 2 ms")
-timings = interleaved_samples({"forward, no_grad": forward_no_grad,
+timer = measure_timer()
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=2_000_000)
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
+timings = measure_interleaved({"forward, no_grad": forward_no_grad,
                                "forward, recording": forward_recording,
-                               "forward + backward": forward_backward})
-base_median = median_and_spread(timings["forward, no_grad"])[0]
-for name, values in timings.items():
-    median, spread = median_and_spread(values)
-    flag = "  NOISY: close other programs and rerun" if spread >= 0.10 else ""
+                               "forward + backward": forward_backward}, repeats=25, min_sample_ns=MIN_SAMPLE_NS)
+base_median = timings["forward, no_grad"].median_ns
+for name, timing in timings.items():
+    median = timing.median_ns
+    flag = f"  {timing.warning}" if timing.warning else ""
     print(f"{name:20s} median {median / 1e3:8.1f} us  ({median / base_median:4.2f}x no_grad), "
-          f"IQR/median {spread:.1%} (n={len(values)}){flag}")
+          f"IQR/median {timing.iqr_over_median:.1%} (n={timing.n}){flag}")
 
 # %%
 def graph_memory(loss, parameters):

@@ -950,72 +950,32 @@ for label, make in optimizers.items():
 # ### Time: one step() on about 100k parameters
 #
 # The cell times `step()` for each optimizer on the same model (fresh parameters per
-# optimizer, so each one updates its own copy). It follows TinyTorch's measurement rules
-# in miniature: `time.perf_counter_ns`, calls grouped in batches of at least 1 ms (so
-# the timer's own cost is negligible), the optimizers measured in alternating rounds so
-# machine drift affects all of them, and the median with the interquartile range (IQR)
-# as a noise indicator. Stepping thousands of times with a small learning rate and fixed
+# optimizer, so each one updates its own copy), with module 01's timing helpers
+# (`tinytorch.utils.timing`). They follow TinyTorch's measurement rules in miniature:
+# `time.perf_counter_ns`, calls grouped in batches of at least 2 ms (so the timer's own
+# cost is negligible), the optimizers measured in alternating rounds so machine drift
+# affects all of them, and the median with the interquartile range (IQR) as a noise
+# indicator. Stepping thousands of times with a small learning rate and fixed
 # gradients keeps the values in a normal range, so every call does the same work.
 
 # %%
-import gc
-import os
-import platform
-import statistics
-import time
+from tinytorch.utils.timing import (describe_environment, environment, measure_interleaved, measure_timer,
+                                   required_sample_ns)
 
-
-def timer_overhead_ns(pairs=2000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def calibrate(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    batch = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return batch
-        batch *= 2
-
-
-def time_interleaved(fns, repeats, min_sample_ns):
-    """Per-call times (ns) of each named callable, measured in alternating rounds of batches."""
-    batches = {name: calibrate(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter_ns()
-            for _ in range(batches[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / batches[name])
-    return samples, batches
-
-
-overhead = timer_overhead_ns()
-MIN_SAMPLE_NS = max(2_000_000, 1000 * overhead)
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"gc enabled: {gc.isenabled()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-print(f"timer: perf_counter_ns, overhead {overhead:.0f} ns per start/stop pair; "
-      f"batches of >= {MIN_SAMPLE_NS / 1e6:.0f} ms")
+timer = measure_timer()
+MIN_SAMPLE_NS = required_sample_ns(timer.overhead_ns, floor_ns=2_000_000)
+print(describe_environment(environment(timer, MIN_SAMPLE_NS)))
 
 values = sum(p.size for p in mlp_parameters())
 steppers = {label: make(mlp_parameters()).step for label, make in optimizers.items()}
-samples, batches = time_interleaved(steppers, repeats=11, min_sample_ns=MIN_SAMPLE_NS)
-sgd_median = statistics.median(samples["SGD"])
-for label, times in samples.items():
-    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    noisy = "  NOISY: close other programs and rerun" if (q3 - q1) / median >= 0.10 else ""
+step_timings = measure_interleaved(steppers, repeats=11, min_sample_ns=MIN_SAMPLE_NS)
+sgd_median = step_timings["SGD"].median_ns
+for label, timing in step_timings.items():
+    median = timing.median_ns
+    noisy = f"  {timing.warning}" if timing.warning else ""
     print(f"{label:13s} step() median {median / 1e3:7.1f} us ({median / values:5.2f} ns per parameter, "
-          f"{median / sgd_median:4.1f}x SGD), IQR/median {(q3 - q1) / median:5.1%}, "
-          f"n={len(times)} batches of {batches[label]}{noisy}")
+          f"{median / sgd_median:4.1f}x SGD), IQR/median {timing.iqr_over_median:5.1%}, "
+          f"n={timing.n} batches of {timing.calls_per_sample}{noisy}")
 
 # %% [markdown]
 # The cell above prints the median time of one `step()` per optimizer and its ratio to
@@ -1023,8 +983,8 @@ for label, times in samples.items():
 # with almost no arithmetic per number, so its time is set by memory traffic, not by
 # arithmetic. Plain SGD makes two passes (`lr * g`, then `param -= ...`); momentum
 # adds two more; `adam_update` makes about a dozen, and most of them create a new
-# temporary array. (If an IQR/median reading is 10% or more, the machine was busy:
-# close other programs and rerun.)
+# temporary array. (If a row ends in a `noisy:` warning, the machine was busy: follow
+# its remedy and rerun.)
 #
 # ### Where Adam's time goes: temporary arrays
 #
@@ -1097,13 +1057,12 @@ variants = {
     "adam_update": lambda: adam_update(*textbook, 5, weight_decay=0.0, **HYPER),
     "preallocated": lambda: adam_update_preallocated(*preallocated, 5, scratch, other, **HYPER),
 }
-samples, batches = time_interleaved(variants, repeats=11, min_sample_ns=MIN_SAMPLE_NS)
-medians = {name: statistics.median(times) for name, times in samples.items()}
-for name, times in samples.items():
-    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+variant_timings = measure_interleaved(variants, repeats=11, min_sample_ns=MIN_SAMPLE_NS)
+medians = {name: timing.median_ns for name, timing in variant_timings.items()}
+for name, timing in variant_timings.items():
     faults = minor_faults_per_call(variants[name])
     fault_text = "unavailable (no resource module)" if faults is None else f"{faults:.0f}"
-    print(f"{name:13s} median {median / 1e3:7.1f} us, IQR/median {(q3 - q1) / median:5.1%}, n={len(times)}; "
+    print(f"{name:13s} median {timing.median_ns / 1e3:7.1f} us, {timing.noise}; "
           f"minor page faults per call: {fault_text}")
 print(f"adam_update / preallocated: {medians['adam_update'] / medians['preallocated']:.1f}x "
       f"(one 784x128 float32 array = {textbook[0].nbytes // 4096} pages of 4 KB)")

@@ -1163,7 +1163,8 @@ print("final test accuracy, seeds 1-5:", ", ".join(f"{a:.2%}" for a in seed_accu
 # %% [markdown]
 # ## Systems analysis: where the time of an epoch goes
 #
-# Three measurements, all with `time.perf_counter_ns`:
+# Three measurements, all with `time.perf_counter_ns` through module 01's timing helpers
+# (`tinytorch.utils.timing`):
 #
 # 1. **Time per epoch and throughput.** Several epochs per batch size, the batch sizes
 #    measured in alternating rounds (so machine drift hits all of them); the median epoch
@@ -1180,48 +1181,36 @@ print("final test accuracy, seeds 1-5:", ", ".join(f"{a:.2%}" for a in seed_accu
 # is not disturbed.
 
 # %%
-import gc
-import os
-import platform
+from tinytorch.utils.timing import describe_environment, environment, measure_interleaved
 
 
-def quartiles(samples):
-    """(q1, median, q3) of a list of numbers."""
-    return tuple(statistics.quantiles(samples, n=4, method="inclusive"))
+def epoch_with_phases(run, totals):
+    """A callable that trains one epoch of run and adds that epoch's phase times to totals."""
+    def train_one_epoch():
+        run.train_epoch()
+        for name, ns in run.phase_ns.items():
+            totals[name] += ns
+    return train_one_epoch
 
 
-def noise(samples):
-    """'IQR/median x% (n=k)', with a warning when it is 10% or more."""
-    q1, median, q3 = quartiles(samples)
-    warning = "  NOISY: close other programs and rerun" if (q3 - q1) / median >= 0.10 else ""
-    return f"IQR/median {(q3 - q1) / median:5.1%} (n={len(samples)}){warning}"
-
-
-threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-print(f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} logical CPUs, "
-      f"gc enabled: {gc.isenabled()}, thread settings: {threads}")
+print(describe_environment(environment()))
 
 BATCH_SIZES, ROUNDS = (16, 64, 256), 11
 runs = {size: digits_trainer(batch_size=size) for size in BATCH_SIZES}
 for run in runs.values():
     run.train_epoch()                                     # warm-up epoch, not counted
-epoch_ns = {size: [] for size in BATCH_SIZES}
 phase_totals = {size: dict.fromkeys(("data", "forward", "backward", "step"), 0) for size in BATCH_SIZES}
-for _ in range(ROUNDS):
-    for size, run in runs.items():
-        start = time.perf_counter_ns()
-        run.train_epoch()
-        epoch_ns[size].append(time.perf_counter_ns() - start)
-        for name, ns in run.phase_ns.items():
-            phase_totals[size][name] += ns
+# One epoch per sample (calls=1: an epoch lasts many ms, and no uncounted calls reach the totals).
+epochs = measure_interleaved({size: epoch_with_phases(run, phase_totals[size]) for size, run in runs.items()},
+                             repeats=ROUNDS, calls=1)
 
 samples_per_epoch = len(digits_train)
-for size in BATCH_SIZES:
-    median, total = statistics.median(epoch_ns[size]), sum(epoch_ns[size])
+for size, timing in epochs.items():
+    median, total = timing.median_ns, sum(timing.samples_ns)
     shares = {name: ns / total for name, ns in phase_totals[size].items()}
     other = 1 - sum(shares.values())
     print(f"batch {size:3d}: {len(runs[size].train_loader):3d} steps, epoch median {median / 1e6:6.1f} ms, "
-          f"{samples_per_epoch / (median / 1e9):8,.0f} samples/s, {noise(epoch_ns[size])}")
+          f"{samples_per_epoch / (median / 1e9):8,.0f} samples/s, {timing.noise}")
     print("           " + ", ".join(f"{name} {share:5.1%}" for name, share in shares.items())
           + f", other {other:5.1%}")
 
@@ -1235,7 +1224,7 @@ for size in BATCH_SIZES:
 #   overhead over more samples. Fewer steps per epoch also means fewer weight updates,
 #   which is why small batches can still learn faster per epoch.
 # - If a larger batch comes out *slower* per epoch than a smaller one, usually with a
-#   NOISY flag and a large backward share, BLAS split its bigger matrix products over
+#   `noisy:` warning and a large backward share, BLAS split its bigger matrix products over
 #   several threads and those threads waited for other programs on a busy machine (module
 #   01 showed the same effect). Compare by starting Python with `OPENBLAS_NUM_THREADS=1`
 #   (the thread settings are printed at the top of the cell).
@@ -1247,7 +1236,8 @@ for size in BATCH_SIZES:
 #
 # ### Checkpoint size on disk
 #
-# The cell saves the trained digits model's checkpoint (timing ten saves and ten loads)
+# The cell saves the trained digits model's checkpoint and loads it again (ten samples
+# of each, interleaved; a sample repeats the call when one call is shorter than 1 ms)
 # and compares its size with the bytes of the parameters and of Adam's state.
 
 # %%
@@ -1259,22 +1249,17 @@ def array_bytes(values):
 param_bytes = sum(p.data.nbytes for p in digits.model.parameters())
 optimizer_bytes = array_bytes(digits.optimizer.state_dict().values())
 size_path = os.path.join(workdir.name, "digits.npz")
-save_ns, load_ns = [], []
-for _ in range(10):
-    start = time.perf_counter_ns()
-    digits.save_checkpoint(size_path, overwrite=True)
-    save_ns.append(time.perf_counter_ns() - start)
-    start = time.perf_counter_ns()
-    digits.load_checkpoint(size_path)
-    load_ns.append(time.perf_counter_ns() - start)
+io_timings = measure_interleaved({"save": lambda: digits.save_checkpoint(size_path, overwrite=True),
+                                  "load": lambda: digits.load_checkpoint(size_path)}, repeats=10)
 disk_bytes = os.path.getsize(size_path)
 params = sum(p.size for p in digits.model.parameters())
 print(f"parameters: {params:,} float32 values = {param_bytes:,} bytes")
 print(f"Adam state: {optimizer_bytes:,} bytes = {optimizer_bytes / param_bytes:.2f} x the parameters")
 print(f"checkpoint on disk: {disk_bytes:,} bytes = {disk_bytes / param_bytes:.2f} x the parameters; "
       f"{disk_bytes - param_bytes - optimizer_bytes:,} bytes of headers, metadata and zip directory")
-print(f"save median {statistics.median(save_ns) / 1e6:.2f} ms ({noise(save_ns)}), "
-      f"load median {statistics.median(load_ns) / 1e6:.2f} ms ({noise(load_ns)})")
+for name, timing in io_timings.items():
+    print(f"{name} median {timing.median_ns / 1e6:.2f} ms per call "
+          f"({timing.calls_per_sample} call(s) per sample), {timing.noise}")
 workdir.cleanup()
 
 # %% [markdown]

@@ -139,9 +139,6 @@ assert np.array_equal((kernel.reshape(1, -1) @ columns).reshape(3, 3), by_hand)
 import math
 import numbers
 import operator
-import os
-import statistics
-import time
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -149,6 +146,7 @@ from numpy.lib.stride_tricks import as_strided
 from tinytorch.core.autograd import Function, no_grad
 from tinytorch.core.layers import Module, Parameter, _positive_int
 from tinytorch.core.tensor import Tensor
+from tinytorch.utils.timing import environment, measure_interleaved, measure_timer, required_sample_ns
 
 
 def _pair(value, name, minimum=1):
@@ -1010,15 +1008,17 @@ for param in model.parameters():
 # is this machine's own float32 matrix multiply, measured in the same run: im2col turns
 # the convolution into a matmul, so matmul speed is the ceiling we can hope to approach.
 #
-# Timing follows the course's rules in miniature: `time.perf_counter_ns`, a warm-up that
-# also calibrates how many calls make one sample last at least 1 ms, candidates measured
-# in alternating rounds so machine drift hits all of them, the median of the samples, and
-# IQR/median as a noise indicator. Alternating has a side effect worth knowing: a 512x512
-# matmul or a convolution touches megabytes, enough to push the other candidate's data
-# out of the CPU caches, so each candidate's timed block is preceded by one untimed call.
-# The samples therefore measure steady-state speed with warm caches, like a benchmark
-# that calls the same layer again and again; a layer in a real network may start colder. The helpers below are exported, because
-# `benchmark_conv2d` (further down) is what `tito`'s benchmark command calls.
+# Timing uses module 01's helpers (`tinytorch.utils.timing`), which follow the course's
+# rules in miniature: `time.perf_counter_ns`, a warm-up that also calibrates how many
+# calls make one sample last at least 1 ms, candidates measured in alternating rounds so
+# machine drift hits all of them, the median of the samples, and IQR/median as a noise
+# indicator. Alternating has a side effect worth knowing: a 512x512 matmul or a
+# convolution touches megabytes, enough to push the other candidate's data out of the CPU
+# caches, so each candidate's timed block is preceded by one untimed call
+# (`rewarm=True`). The samples therefore measure steady-state speed with warm caches, like
+# a benchmark that calls the same layer again and again; a layer in a real network may
+# start colder. The exported `benchmark_conv2d` (further down), which `tito`'s benchmark
+# command calls, imports the same helpers from the package.
 
 # %%
 #| export
@@ -1026,7 +1026,6 @@ DEFAULT_CONV2D_BENCHMARK_SHAPES = (
     {"input_shape": (64, 1, 8, 8), "out_channels": 16, "kernel_size": 3, "padding": 1},
     {"input_shape": (32, 3, 32, 32), "out_channels": 32, "kernel_size": 3, "padding": 1},
 )
-_NOISY = 0.10  # IQR / median at or above this is flagged
 
 
 def conv2d_flops(input_shape, out_channels, kernel_size, stride=1, padding=0):
@@ -1035,52 +1034,6 @@ def conv2d_flops(input_shape, out_channels, kernel_size, stride=1, padding=0):
     kh, kw = _pair(kernel_size, "kernel_size")
     out_h, out_w = conv_output_shape((h, w), (kh, kw), stride, padding)
     return 2 * n * out_channels * out_h * out_w * c * kh * kw
-
-
-def _timer_overhead_ns(pairs=1000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def _calls_per_sample(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    fn()  # first call: caches, lazy allocations
-    calls = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return calls
-        calls *= 2
-
-
-def _interleaved_samples(fns, repeats, min_sample_ns):
-    """({name: per-call times in ns}, {name: calls per sample}), measured in alternating rounds.
-
-    Each timed block is preceded by one untimed call, so that no candidate pays for the
-    cache misses the previous one caused: the samples measure steady-state (warm) speed.
-    """
-    calls = {name: _calls_per_sample(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            fn()  # untimed: bring this candidate's data back into the caches
-            start = time.perf_counter_ns()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / calls[name])
-    return samples, calls
-
-
-def _spread(samples):
-    """IQR / median of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return (q3 - q1) / median
 
 # %% [markdown]
 # ### Where the time goes
@@ -1109,14 +1062,15 @@ def whole_layer():
         return conv_bench(x_bench)
 
 
-stage_samples, _ = _interleaved_samples({**stages, "whole Conv2d": whole_layer}, repeats=9,
-                                        min_sample_ns=1_000_000)
-whole = statistics.median(stage_samples["whole Conv2d"])
+MIN_SAMPLE_NS = required_sample_ns(measure_timer().overhead_ns)  # max(1 ms, 1000 x timer overhead)
+stage_timings = measure_interleaved({**stages, "whole Conv2d": whole_layer}, repeats=9,
+                                    min_sample_ns=MIN_SAMPLE_NS, rewarm=True)
+whole = stage_timings["whole Conv2d"].median_ns
 print(f"{'stage':14s} {'median':>10s} {'share':>6s}  IQR/median")
-for name, values in stage_samples.items():
-    median = statistics.median(values)
-    flag = "  NOISY: close other programs and rerun" if _spread(values) >= _NOISY else ""
-    print(f"{name:14s} {median / 1e3:7.1f} us {median / whole:6.1%}  {_spread(values):.1%}{flag}")
+for name, timing in stage_timings.items():
+    median = timing.median_ns
+    flag = f"  {timing.warning}" if timing.warning else ""
+    print(f"{name:14s} {median / 1e3:7.1f} us {median / whole:6.1%}  {timing.iqr_over_median:.1%}{flag}")
 print(f"columns: {cols_b.nbytes / 1e6:.2f} MB for an input of {x_bench.data.nbytes / 1e6:.2f} MB "
       f"({cols_b.nbytes / x_bench.data.nbytes:.1f}x: every pixel is copied into up to kh*kw = 9 columns)")
 
@@ -1159,13 +1113,13 @@ def conv_per_image(x, weight, padding):
 w_raw = conv_bench.weight.data
 np.testing.assert_allclose(conv_one_big_gemm(x_bench.data, w_raw, (1, 1)),
                            conv_per_image(x_bench.data, w_raw, (1, 1)), rtol=1e-4, atol=1e-5)
-layout_samples, _ = _interleaved_samples(
+layout_timings = measure_interleaved(
     {"one big GEMM + transposes": lambda: conv_one_big_gemm(x_bench.data, w_raw, (1, 1)),
      "matmul per image (ours)": lambda: conv_per_image(x_bench.data, w_raw, (1, 1))},
-    repeats=9, min_sample_ns=1_000_000)
-for name, values in layout_samples.items():
-    flag = "  NOISY: close other programs and rerun" if _spread(values) >= _NOISY else ""
-    print(f"{name:27s} median {statistics.median(values) / 1e3:8.1f} us, IQR/median {_spread(values):.1%}{flag}")
+    repeats=9, min_sample_ns=MIN_SAMPLE_NS, rewarm=True)
+for name, timing in layout_timings.items():
+    flag = f"  {timing.warning}" if timing.warning else ""
+    print(f"{name:27s} median {timing.median_ns / 1e3:8.1f} us, IQR/median {timing.iqr_over_median:.1%}{flag}")
 
 # %% [markdown]
 # Compare the two medians the cell above prints. Both do the same arithmetic in BLAS;
@@ -1209,15 +1163,6 @@ def _torch_conv_callable(torch, x, layer):
     return call
 
 
-def _benchmark_environment(overhead_ns, min_sample_ns):
-    """What the numbers depend on: versions, cores, thread settings, timer."""
-    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    load = os.getloadavg() if hasattr(os, "getloadavg") else "unavailable"
-    return {"numpy": np.__version__, "cpu_count": os.cpu_count(), "threads": threads, "load_average": load,
-            "timer": "perf_counter_ns", "timer_resolution_s": time.get_clock_info("perf_counter").resolution,
-            "timer_overhead_ns": overhead_ns, "min_sample_ns": min_sample_ns}
-
-
 def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
     """Measure one shape (conv, matmul and maybe torch, interleaved); a result dict."""
     missing = {"input_shape", "out_channels", "kernel_size"} - set(shape)
@@ -1238,11 +1183,11 @@ def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
     fns = {"conv": conv_call, "matmul": lambda: a @ b}
     if torch is not None:
         fns["torch"] = _torch_conv_callable(torch, x, layer)
-    samples, calls = _interleaved_samples(fns, repeats, min_sample_ns)
-    medians = {name: statistics.median(values) for name, values in samples.items()}
+    timings = measure_interleaved(fns, repeats, min_sample_ns, rewarm=True)
+    medians = {name: timing.median_ns for name, timing in timings.items()}
     flops = conv2d_flops((n, c, h, w), layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
     gflops, matmul_gflops = flops / medians["conv"], 2 * a.shape[0] * a.shape[1] * b.shape[1] / medians["matmul"]
-    spread = max(_spread(values) for values in samples.values())
+    noisy = [f"{name} {timing.warning}" for name, timing in timings.items() if timing.warning]
     return {
         "input_shape": (n, c, h, w), "out_channels": layer.out_channels, "kernel_size": layer.kernel_size,
         "stride": layer.stride, "padding": layer.padding,
@@ -1251,10 +1196,9 @@ def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
         "matmul_gflops": matmul_gflops, "ratio_to_matmul": gflops / matmul_gflops,
         "torch_ms_median": medians["torch"] / 1e6 if torch is not None else None,
         "torch_ratio": medians["conv"] / medians["torch"] if torch is not None else None,
-        "iqr_over_median": _spread(samples["conv"]), "calls_per_sample": calls["conv"], "repeats": repeats,
-        "samples_ns": samples["conv"], "matmul_samples_ns": samples["matmul"],
-        "warning": (f"noisy: IQR is up to {spread:.0%} of the median (n={repeats}); close other "
-                    "programs and rerun, or raise repeats") if spread >= _NOISY else None,
+        "iqr_over_median": timings["conv"].iqr_over_median, "calls_per_sample": timings["conv"].calls_per_sample,
+        "repeats": repeats, "samples_ns": list(timings["conv"].samples_ns),
+        "matmul_samples_ns": list(timings["matmul"].samples_ns), "warning": "; ".join(noisy) or None,
     }
 
 
@@ -1274,14 +1218,14 @@ def benchmark_conv2d(shapes=None, repeats=9, matmul_size=512, rng=0):
     shapes = DEFAULT_CONV2D_BENCHMARK_SHAPES if shapes is None else shapes
     generator = np.random.default_rng(rng)
     operands = tuple(generator.standard_normal((matmul_size, matmul_size), dtype=np.float32) for _ in range(2))
-    overhead = _timer_overhead_ns()
-    min_sample_ns = max(1_000_000, 1000 * overhead)
-    environment = _benchmark_environment(overhead, min_sample_ns)
+    timer = measure_timer()
+    min_sample_ns = required_sample_ns(timer.overhead_ns)
+    env = environment(timer, min_sample_ns)
     torch = _import_torch()
     results = []
     for shape in shapes:
         result = _benchmark_one(shape, repeats, operands, min_sample_ns, generator, torch)
-        result["environment"] = environment
+        result["environment"] = env
         results.append(result)
     return results
 
@@ -1291,10 +1235,10 @@ def benchmark_conv2d(shapes=None, repeats=9, matmul_size=512, rng=0):
 # channels, both 3x3 with padding 1.
 
 # %%
+from tinytorch.utils.timing import describe_environment
+
 bench_results = benchmark_conv2d()
-env = bench_results[0]["environment"]
-print(f"numpy {env['numpy']}, {env['cpu_count']} logical CPUs, threads {env['threads']}, "
-      f"load average {env['load_average']}, timer overhead {env['timer_overhead_ns']:.0f} ns, samples >= {env['min_sample_ns'] / 1e6:.1f} ms")
+print(describe_environment(bench_results[0]["environment"]))
 print(f"{'input':>16s} {'-> output':>18s} {'MFLOP':>7s} {'median':>9s} {'GFLOP/s':>8s} "
       f"{'matmul GFLOP/s':>14s} {'ratio':>6s}  torch")
 for r in bench_results:

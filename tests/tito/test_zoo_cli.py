@@ -39,4 +39,4 @@ def test_bench_core_prints_measured_figures(tree, tito):
     out = tito(tree, "bench", "core", "digits_mlp", check=0).stdout
     assert re.search(r"digits_mlp: reached 95% after [\d.]+ s of training", out)
     rows = re.findall(r"GFLOP/s = \d+% of matmul's [\d.]+ GFLOP/s", out)
-    assert len(rows) == 2
+    assert len(rows) == 2 and "BLAS openblas" in out

@@ -8,13 +8,10 @@ __all__ = ['DEFAULT_CONV2D_BENCHMARK_SHAPES', 'conv_output_shape', 'Conv2dFuncti
            'AvgPool2dFunction', 'max_pool2d', 'avg_pool2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'conv2d_flops',
            'benchmark_conv2d']
 
-# %% ../../nbs/09_convolutions.ipynb #b28c92e3
+# %% ../../nbs/09_convolutions.ipynb #4a0c0fe7
 import math
 import numbers
 import operator
-import os
-import statistics
-import time
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -22,6 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 from .autograd import Function, no_grad
 from .layers import Module, Parameter, _positive_int
 from .tensor import Tensor
+from ..utils.timing import environment, measure_interleaved, measure_timer, required_sample_ns
 
 
 def _pair(value, name, minimum=1):
@@ -344,12 +342,11 @@ class Flatten(Module):
     def extra_repr(self):
         return f"start_dim={self.start_dim}"
 
-# %% ../../nbs/09_convolutions.ipynb #da3af9a4
+# %% ../../nbs/09_convolutions.ipynb #b06eccad
 DEFAULT_CONV2D_BENCHMARK_SHAPES = (
     {"input_shape": (64, 1, 8, 8), "out_channels": 16, "kernel_size": 3, "padding": 1},
     {"input_shape": (32, 3, 32, 32), "out_channels": 32, "kernel_size": 3, "padding": 1},
 )
-_NOISY = 0.10  # IQR / median at or above this is flagged
 
 
 def conv2d_flops(input_shape, out_channels, kernel_size, stride=1, padding=0):
@@ -359,53 +356,7 @@ def conv2d_flops(input_shape, out_channels, kernel_size, stride=1, padding=0):
     out_h, out_w = conv_output_shape((h, w), (kh, kw), stride, padding)
     return 2 * n * out_channels * out_h * out_w * c * kh * kw
 
-
-def _timer_overhead_ns(pairs=1000):
-    """Median cost of two back-to-back perf_counter_ns() calls."""
-    gaps = []
-    for _ in range(pairs):
-        start = time.perf_counter_ns()
-        gaps.append(time.perf_counter_ns() - start)
-    return statistics.median(gaps)
-
-
-def _calls_per_sample(fn, min_sample_ns):
-    """Smallest power-of-two number of calls lasting >= min_sample_ns (doubles as warm-up)."""
-    fn()  # first call: caches, lazy allocations
-    calls = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter_ns() - start >= min_sample_ns:
-            return calls
-        calls *= 2
-
-
-def _interleaved_samples(fns, repeats, min_sample_ns):
-    """({name: per-call times in ns}, {name: calls per sample}), measured in alternating rounds.
-
-    Each timed block is preceded by one untimed call, so that no candidate pays for the
-    cache misses the previous one caused: the samples measure steady-state (warm) speed.
-    """
-    calls = {name: _calls_per_sample(fn, min_sample_ns) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            fn()  # untimed: bring this candidate's data back into the caches
-            start = time.perf_counter_ns()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / calls[name])
-    return samples, calls
-
-
-def _spread(samples):
-    """IQR / median of a list of samples."""
-    q1, median, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return (q3 - q1) / median
-
-# %% ../../nbs/09_convolutions.ipynb #8bcb77a3
+# %% ../../nbs/09_convolutions.ipynb #499a83c2
 def _import_torch():
     """The torch module if it is installed, else None (torch is not a TinyTorch dependency)."""
     try:
@@ -424,15 +375,6 @@ def _torch_conv_callable(torch, x, layer):
         with torch.no_grad():
             return torch.nn.functional.conv2d(xt, wt, bt, stride=layer.stride, padding=layer.padding)
     return call
-
-
-def _benchmark_environment(overhead_ns, min_sample_ns):
-    """What the numbers depend on: versions, cores, thread settings, timer."""
-    threads = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    load = os.getloadavg() if hasattr(os, "getloadavg") else "unavailable"
-    return {"numpy": np.__version__, "cpu_count": os.cpu_count(), "threads": threads, "load_average": load,
-            "timer": "perf_counter_ns", "timer_resolution_s": time.get_clock_info("perf_counter").resolution,
-            "timer_overhead_ns": overhead_ns, "min_sample_ns": min_sample_ns}
 
 
 def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
@@ -455,11 +397,11 @@ def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
     fns = {"conv": conv_call, "matmul": lambda: a @ b}
     if torch is not None:
         fns["torch"] = _torch_conv_callable(torch, x, layer)
-    samples, calls = _interleaved_samples(fns, repeats, min_sample_ns)
-    medians = {name: statistics.median(values) for name, values in samples.items()}
+    timings = measure_interleaved(fns, repeats, min_sample_ns, rewarm=True)
+    medians = {name: timing.median_ns for name, timing in timings.items()}
     flops = conv2d_flops((n, c, h, w), layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
     gflops, matmul_gflops = flops / medians["conv"], 2 * a.shape[0] * a.shape[1] * b.shape[1] / medians["matmul"]
-    spread = max(_spread(values) for values in samples.values())
+    noisy = [f"{name} {timing.warning}" for name, timing in timings.items() if timing.warning]
     return {
         "input_shape": (n, c, h, w), "out_channels": layer.out_channels, "kernel_size": layer.kernel_size,
         "stride": layer.stride, "padding": layer.padding,
@@ -468,10 +410,9 @@ def _benchmark_one(shape, repeats, matmul_operands, min_sample_ns, rng, torch):
         "matmul_gflops": matmul_gflops, "ratio_to_matmul": gflops / matmul_gflops,
         "torch_ms_median": medians["torch"] / 1e6 if torch is not None else None,
         "torch_ratio": medians["conv"] / medians["torch"] if torch is not None else None,
-        "iqr_over_median": _spread(samples["conv"]), "calls_per_sample": calls["conv"], "repeats": repeats,
-        "samples_ns": samples["conv"], "matmul_samples_ns": samples["matmul"],
-        "warning": (f"noisy: IQR is up to {spread:.0%} of the median (n={repeats}); close other "
-                    "programs and rerun, or raise repeats") if spread >= _NOISY else None,
+        "iqr_over_median": timings["conv"].iqr_over_median, "calls_per_sample": timings["conv"].calls_per_sample,
+        "repeats": repeats, "samples_ns": list(timings["conv"].samples_ns),
+        "matmul_samples_ns": list(timings["matmul"].samples_ns), "warning": "; ".join(noisy) or None,
     }
 
 
@@ -491,13 +432,13 @@ def benchmark_conv2d(shapes=None, repeats=9, matmul_size=512, rng=0):
     shapes = DEFAULT_CONV2D_BENCHMARK_SHAPES if shapes is None else shapes
     generator = np.random.default_rng(rng)
     operands = tuple(generator.standard_normal((matmul_size, matmul_size), dtype=np.float32) for _ in range(2))
-    overhead = _timer_overhead_ns()
-    min_sample_ns = max(1_000_000, 1000 * overhead)
-    environment = _benchmark_environment(overhead, min_sample_ns)
+    timer = measure_timer()
+    min_sample_ns = required_sample_ns(timer.overhead_ns)
+    env = environment(timer, min_sample_ns)
     torch = _import_torch()
     results = []
     for shape in shapes:
         result = _benchmark_one(shape, repeats, operands, min_sample_ns, generator, torch)
-        result["environment"] = environment
+        result["environment"] = env
         results.append(result)
     return results

@@ -94,7 +94,8 @@ def cmd_bench_core(args, tree: Tree, say) -> int:
         reached = (f"reached {spec.target:.0%} after {report.seconds_to_target:.1f} s of training"
                    if report.seconds_to_target is not None else f"did NOT reach {spec.target:.0%}")
         say(f"  {name}: {reached}; full recipe {report.seconds:.1f} s, final test accuracy {_accuracy_line(report.test)}")
-    say("Conv2d forward (im2col + one BLAS matmul), against numpy float32 matmul measured in the same run:")
+    say("Conv2d forward (im2col + batched matmul), against numpy float32 matmul measured in the same run")
+    say(f"  ({_blas_threads()}; the ratio depends on it: set OPENBLAS_NUM_THREADS=1 for a one-core comparison):")
     for row in benchmark_conv2d():
         torch_part = (f"; torch CPU {row['torch_ms_median']:.3f} ms (ours / torch = {row['torch_ratio']:.1f}x)"
                       if row.get("torch_ratio") is not None else "; torch not installed")
@@ -104,3 +105,12 @@ def cmd_bench_core(args, tree: Tree, say) -> int:
         if row.get("warning"):
             say(f"    {row['warning']}")
     return 0
+
+
+def _blas_threads() -> str:
+    """The BLAS libraries numpy uses and their thread counts, as threadpoolctl reads them."""
+    from threadpoolctl import threadpool_info
+
+    pools = [f"{p.get('internal_api')} {p.get('version')}: {p.get('num_threads')} thread(s)"
+             for p in threadpool_info() if p.get("user_api") == "blas"]
+    return "BLAS " + ("; ".join(pools) if pools else "not detected")
