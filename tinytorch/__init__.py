@@ -19,6 +19,8 @@ _LAZY_EXPORTS = {
     **dict.fromkeys(("SGD", "Adam", "AdamW"), "tinytorch.core.optimizers"),
     "Trainer": "tinytorch.core.training",
     **dict.fromkeys(("Conv2d", "MaxPool2d", "AvgPool2d", "Flatten"), "tinytorch.core.spatial"),
+    "load_model": "tinytorch.models.zoo",
+    "Profiler": "tinytorch.profiling.profiler",
 }
 _AUTOGRAD = "tinytorch.core.autograd"
 

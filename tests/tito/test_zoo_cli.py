@@ -40,3 +40,16 @@ def test_bench_core_prints_measured_figures(tree, tito):
     assert re.search(r"digits_mlp: reached 95% after [\d.]+ s of training", out)
     rows = re.findall(r"GFLOP/s = \d+% of matmul's [\d.]+ GFLOP/s", out)
     assert len(rows) == 2 and "BLAS openblas" in out
+
+
+def test_bench_profiler_prints_roofline_and_latency_checks(tree, tito, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYTORCH_CACHE_DIR", str(tmp_path / "cache"))
+    proc = tito(tree, "bench", "profiler")
+    assert proc.returncode in (0, 1), proc.stderr  # 1 only when a check missed its target on a busy machine
+    out = proc.stdout
+    assert "Machine roofline (measured:" in out and (tmp_path / "cache" / "machine_peak.json").is_file()
+    assert re.search(r"peak [\d.]+ GFLOP/s .* copy bandwidth [\d.]+ GB/s", out)
+    rows = re.findall(r"^  (busy-wait 200 us|busy-wait 2 ms|python ~200 ns): truth [\d.]+ us, measured [\d.]+ us, "
+                      r"error [+-][\d.]+% \((within|OUTSIDE) the (3|10)% target", out, flags=re.M)
+    assert [row[0] for row in rows] == ["busy-wait 200 us", "busy-wait 2 ms", "python ~200 ns"]
+    assert proc.returncode == (0 if all(row[1] == "within" for row in rows) else 1)

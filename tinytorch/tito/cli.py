@@ -5,6 +5,8 @@ Exit status: 0 success; 1 a check failed (tests, stale files, an export error); 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -213,32 +215,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo = sub.add_parser("zoo", help="the trained reference models: list, eval, train")
     zsub = zoo.add_subparsers(dest="action", metavar="{list,eval,train}", required=True)
-    zsub.add_parser("list", help="the reference models and their shipped weights").set_defaults(func=_zoo_command("cmd_zoo_list"))
+    zsub.add_parser("list", help="the reference models and their shipped weights").set_defaults(func=_command("zoo", "cmd_zoo_list"))
     zeval = zsub.add_parser("eval", help="test accuracy of the shipped (or given) weights")
     zeval.add_argument("name", help="model name, e.g. digits_cnn")
     zeval.add_argument("--weights", metavar="FILE", help="a weights .npz to evaluate instead of the shipped one")
     zeval.add_argument("--split", default="test", choices=("train", "test"), help="digits split (default: test)")
-    zeval.set_defaults(func=_zoo_command("cmd_zoo_eval"))
+    zeval.set_defaults(func=_command("zoo", "cmd_zoo_eval"))
     ztrain = zsub.add_parser("train", help="train a reference model from scratch with its seeded recipe")
     ztrain.add_argument("name", help="model name, e.g. digits_cnn")
     ztrain.add_argument("--seed", type=int, default=None, help="training seed (default: the recipe's, which made the shipped weights)")
     ztrain.add_argument("--out", metavar="FILE", help="where to save the weights (default: results/zoo/NAME-seedS.npz)")
     ztrain.add_argument("--install", action="store_true", help="replace the shipped weights in tinytorch/assets/zoo/ and the manifest")
-    ztrain.set_defaults(func=_zoo_command("cmd_zoo_train"))
+    ztrain.set_defaults(func=_command("zoo", "cmd_zoo_train"))
 
     bench = sub.add_parser("bench", help="performance figures, measured on this machine")
-    bsub = bench.add_subparsers(dest="suite", metavar="{core}", required=True)
+    bsub = bench.add_subparsers(dest="suite", metavar="{core,profiler}", required=True)
     core = bsub.add_parser("core", help="time to train the reference models to target; Conv2d GFLOP/s vs matmul")
     core.add_argument("models", nargs="*", help="only these reference models (default: all)")
-    core.set_defaults(func=_zoo_command("cmd_bench_core"))
+    core.set_defaults(func=_command("bench", "cmd_bench_core"))
+    prof = bsub.add_parser("profiler", help="the measured roofline and measure_latency's accuracy against known truths")
+    prof.add_argument("--refresh", action="store_true", help="measure the machine peak again instead of using the cache")
+    prof.set_defaults(func=_command("bench", "cmd_bench_profiler"))
     return parser
 
 
-def _zoo_command(name):
+def _command(module, name):
+    """A subcommand implemented in tinytorch/tito/<module>.py (imported only when it runs)."""
     def run(args, tree):
-        from . import zoo
-
-        return getattr(zoo, name)(args, tree, say)
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args, tree, say)
     return run
 
 
@@ -250,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except TitoError as exc:
         print(f"tito: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (e.g. `tito ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("tito: interrupted; files are replaced atomically, so nothing was left half-written", file=sys.stderr)
         return 130

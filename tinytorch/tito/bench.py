@@ -1,0 +1,70 @@
+"""`tito bench`: performance figures measured on this machine, printed (never asserted in tests).
+
+Thin wrappers over measurements that live in the package: training the reference models
+(`tinytorch.models.zoo`), `tinytorch.core.spatial.benchmark_conv2d`, and the profiler's
+`latency_accuracy_check` and `measure_machine_peak` (module 14).
+"""
+from __future__ import annotations
+
+import importlib
+
+from .tree import TitoError, Tree
+from .zoo import accuracy_line, model_spec, zoo_module
+
+
+def cmd_bench_core(args, tree: Tree, say) -> int:
+    zoo = zoo_module(tree)
+    from tinytorch.core.spatial import benchmark_conv2d
+
+    say("Training from scratch to the test-accuracy target (seeded recipes of tinytorch.models.zoo):")
+    for name in args.models or list(zoo.ZOO):
+        spec = model_spec(zoo, name)
+        report = zoo.train(name, log=lambda line: None)
+        reached = (f"reached {spec.target:.0%} after {report.seconds_to_target:.1f} s of training"
+                   if report.seconds_to_target is not None else f"did NOT reach {spec.target:.0%}")
+        say(f"  {name}: {reached}; full recipe {report.seconds:.1f} s, final test accuracy {accuracy_line(report.test)}")
+    say("Conv2d forward (im2col + batched matmul), against numpy float32 matmul measured in the same run")
+    say(f"  ({_blas_threads()}; the ratio depends on it: set OPENBLAS_NUM_THREADS=1 for a one-core comparison):")
+    for row in benchmark_conv2d():
+        torch_part = (f"; torch CPU {row['torch_ms_median']:.3f} ms (ours / torch = {row['torch_ratio']:.1f}x)"
+                      if row.get("torch_ratio") is not None else "; torch not installed")
+        say(f"  {row['input_shape']} -> {row['output_shape']}: {row['ms_median']:.3f} ms median, "
+            f"{row['gflops']:.2f} GFLOP/s = {row['ratio_to_matmul']:.0%} of matmul's "
+            f"{row['matmul_gflops']:.1f} GFLOP/s{torch_part}")
+        if row.get("warning"):
+            say(f"    {row['warning']}")
+    return 0
+
+
+def _blas_threads() -> str:
+    """The BLAS libraries numpy uses and their thread counts, as threadpoolctl reads them."""
+    from threadpoolctl import threadpool_info
+
+    pools = [f"{p.get('internal_api')} {p.get('version')}: {p.get('num_threads')} thread(s)"
+             for p in threadpool_info() if p.get("user_api") == "blas"]
+    return "BLAS " + ("; ".join(pools) if pools else "not detected")
+
+
+def cmd_bench_profiler(args, tree: Tree, say) -> int:
+    try:
+        profiler = importlib.import_module("tinytorch.profiling.profiler")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tinytorch.profiling", "tinytorch.profiling.profiler"):
+            raise
+        raise TitoError("tinytorch.profiling.profiler is not exported yet: it comes from module 14") from exc
+    peak = profiler.measure_machine_peak(refresh=args.refresh)
+    say(f"Machine roofline ({peak['source']}: {peak['reason']}; {peak['cache_path']}):")
+    say(f"  peak {peak['peak_gflops']:.1f} GFLOP/s (float32 {peak['matmul']['size']}^2 matmul, {peak['matmul']['noise']}); "
+        f"copy bandwidth {peak['bandwidth_gbs']:.1f} GB/s ({peak['copy']['noise']}); ridge {peak['ridge_flops_per_byte']:.2f} FLOP/byte")
+    say(f"  ({_blas_threads()})")
+    say("measure_latency against independently established truths:")
+    misses = 0
+    for row in profiler.latency_accuracy_check():
+        verdict = "within" if row["within_target"] else "OUTSIDE"
+        misses += not row["within_target"]
+        say(f"  {row['callable']}: truth {row['truth_ms'] * 1e3:.3f} us, measured {row['measured_ms'] * 1e3:.3f} us, "
+            f"error {row['relative_error']:+.2%} ({verdict} the {row['target']:.0%} target; {row['calls_per_sample']} call(s) per sample)")
+        say(f"    truth: {row['truth_method']}")
+        if row["warning"]:
+            say(f"    {row['warning']}")
+    return 0 if not misses else 1
