@@ -68,3 +68,49 @@ def cmd_bench_profiler(args, tree: Tree, say) -> int:
         if row["warning"]:
             say(f"    {row['warning']}")
     return 0 if not misses else 1
+
+
+# name -> (generated module, what it measures): the optimization modules 15-17.
+OPTIMIZATION_REPORTS = {
+    "quantization": ("tinytorch.optimization.quantization", "digits_cnn float32 vs int8 (per-tensor, per-channel)"),
+    "compression": ("tinytorch.optimization.compression", "digits_cnn vs pruned, channel-pruned and distilled variants"),
+    "acceleration": ("tinytorch.optimization.acceleration", "matmul variants, tiling, fusion, BLAS threads"),
+}
+
+
+def cmd_bench_optimization(args, tree: Tree, say) -> int:
+    import pandas as pd
+
+    chosen = args.techniques or list(OPTIMIZATION_REPORTS)
+    unknown = [name for name in chosen if name not in OPTIMIZATION_REPORTS]
+    if unknown:
+        raise TitoError(f"unknown technique(s) {', '.join(unknown)}: valid choices are {', '.join(OPTIMIZATION_REPORTS)}", exit_code=2)
+    say(f"({_blas_threads()})")
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 40):
+        for name in chosen:
+            module_name, what = OPTIMIZATION_REPORTS[name]
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                say(f"{name}: not exported yet ({module_name}); skipped")
+                continue
+            say(f"== {name}: {what}")
+            _print_report(name, module, say)
+    return 0
+
+
+def _print_report(name: str, module, say) -> None:
+    if name == "quantization":
+        report = module.quantization_report()
+        say(report["table"].to_string(float_format=lambda v: f"{v:.4g}"))
+        for sentence in module.report_sentences(report):
+            say(sentence)
+    elif name == "compression":
+        module.compression_report(verbose=True)  # prints its table and the target sentence itself
+    else:
+        table = module.acceleration_report()
+        say(table.drop(columns=["warning"]).to_string(float_format=lambda v: f"{v:.4g}"))
+        for _, row in table[table["warning"].notna()].iterrows():
+            say(f"  {row['group']} / {row['variant']}: {row['warning']}")

@@ -229,13 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     ztrain.set_defaults(func=_command("zoo", "cmd_zoo_train"))
 
     bench = sub.add_parser("bench", help="performance figures, measured on this machine")
-    bsub = bench.add_subparsers(dest="suite", metavar="{core,profiler}", required=True)
+    bsub = bench.add_subparsers(dest="suite", metavar="{core,profiler,optimization}", required=True)
     core = bsub.add_parser("core", help="time to train the reference models to target; Conv2d GFLOP/s vs matmul")
     core.add_argument("models", nargs="*", help="only these reference models (default: all)")
     core.set_defaults(func=_command("bench", "cmd_bench_core"))
     prof = bsub.add_parser("profiler", help="the measured roofline and measure_latency's accuracy against known truths")
     prof.add_argument("--refresh", action="store_true", help="measure the machine peak again instead of using the cache")
     prof.set_defaults(func=_command("bench", "cmd_bench_profiler"))
+    opt = bsub.add_parser("optimization", help="modules 15-17: quantization, compression, acceleration, measured")
+    opt.add_argument("techniques", nargs="*", metavar="TECHNIQUE", help="quantization, compression, acceleration (default: all)")
+    opt.set_defaults(func=_command("bench", "cmd_bench_optimization"))
     return parser
 
 
