@@ -1,4 +1,6 @@
 """Shared by every test folder (and shipped to students): the tests must exercise THIS tree's package."""
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
+    # hypothesis keeps a cache folder even with database=None; keep it out of the tree.
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "tinytorch-hypothesis"))
     import tinytorch
 
     where = Path(tinytorch.__file__).resolve().parent
