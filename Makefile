@@ -13,8 +13,8 @@ PYTEST_WORKERS ?= auto
 demo: $(STAMP)
 	$(TITO) export --all
 	$(TITO) module status
-	$(TITO) zoo eval digits_mlp
-	$(TITO) zoo eval digits_cnn
+	@# The reference models need modules 01-09 solved: always true in the instructor tree.
+	@if [ -d modules ]; then $(TITO) zoo eval digits_mlp && $(TITO) zoo eval digits_cnn; fi
 
 # The suite runs one pytest worker per core; one BLAS thread per worker keeps them from fighting
 # over the cores (override with `make test BLAS_THREADS=2`).

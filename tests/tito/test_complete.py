@@ -112,3 +112,12 @@ def test_complete_in_the_instructor_tree_keeps_exports_fresh(tree, tito):
     proc = tito(tree, "module", "complete", "1", check=0)
     assert "package already up to date" in proc.stdout
     tito(tree, "export", "--check", check=0)
+
+
+def test_tests_that_cannot_import_name_the_module_to_complete_first(student, tito):
+    _solve(student)
+    (student / "tests/01_tensor/test_zz_needs_later.py").write_text("import tinytorch.core.spatial\n")
+    (student / "tinytorch/core/spatial.py").unlink(missing_ok=True)
+    proc = tito(student, "module", "complete", "1", check=1)
+    assert ("FAILED tests/01_tensor/test_zz_needs_later.py: could not import the tests: ModuleNotFoundError: "
+            "No module named 'tinytorch.core.spatial' (module 09 convolutions exports it: complete that module first)") in proc.stdout

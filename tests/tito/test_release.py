@@ -170,6 +170,9 @@ def test_modules_range_makes_only_those_exercises(tree, tito, tmp_path):
     lines = {line.strip() for cell in json.loads(exercise)["cells"] for line in "".join(cell["source"]).splitlines()}
     assert not lines & _solution_bodies(source.read_text())
     assert f"Module {number:02d}: implement" in exercise
+    listing = tito(out, "module", "list", check=0).stdout
+    for slug in others:
+        assert re.search(rf"^{slug[:2]} .* provided \(solved\)$", listing, flags=re.M), listing
     # The student edition works: the exercise fails until solved, then completes.
     proc = tito(out, "module", "complete", str(number), check=1)
     assert f"NotImplementedError: Module {number:02d}: implement" in proc.stdout

@@ -6,6 +6,7 @@ whatever tinytorch happens to be installed elsewhere. Results are real counts pa
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,8 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .tree import MODULE_MAP
 
 
 NOTEBOOK_TIMEOUT_S = 600  # per cell; a notebook is meant to finish in well under a minute
@@ -123,11 +126,26 @@ def run_pytest(root: Path, folder: Path, timeout: int = PYTEST_TIMEOUT_S) -> Tes
 def _node_id(classname: str, name: str, root: Path) -> str:
     """pytest's node id (tests/01_tensor/test_x.py::TestY::test_z) from JUnit's dotted classname."""
     parts = classname.split(".") if classname else []
+    whole = Path(*(classname.split(".") if classname else []), *name.split(".")).with_suffix(".py")
+    if (root / whole).is_file():  # a collection error names the test file itself, dotted
+        return whole.as_posix()
     for cut in range(len(parts), 0, -1):
         candidate = Path(*parts[:cut]).with_suffix(".py")
         if (root / candidate).is_file():
             return "::".join([candidate.as_posix(), *parts[cut:], name])
     return "::".join(filter(None, [classname, name]))
+
+
+def _missing_module_hint(message: str) -> str:
+    """' (complete module NN name first)' when an import failed on a module that is not exported yet."""
+    match = re.search(r"No module named '(tinytorch(?:\.\w+)*)'", message)
+    if not match:
+        return ""
+    missing = match[1]
+    for number, (name, target) in MODULE_MAP.items():
+        if target.rstrip("*").rstrip(".") == missing or target == missing or target.startswith(missing + "."):
+            return f" (module {number:02d} {name} exports it: complete that module first)"
+    return ""
 
 
 def _read_junit(report: Path, run: TestRun, root: Path) -> None:
@@ -139,6 +157,10 @@ def _read_junit(report: Path, run: TestRun, root: Path) -> None:
         skipped = case.find("skipped")
         if problem is not None:
             message = (problem.get("message") or problem.text or "").strip()
+            if message == "collection failure":  # the reason is the last error line of the traceback
+                errors = [line[1:].strip() for line in (problem.text or "").splitlines() if line.startswith("E ")]
+                message = f"could not import the tests: {errors[-1] if errors else 'see pytest output'}"
+                message += _missing_module_hint(message)
             run.failed.append((name, message))
         elif skipped is not None:
             run.skipped.append((name, (skipped.get("message") or "").strip()))

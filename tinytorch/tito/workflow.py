@@ -16,7 +16,7 @@ from .tree import ModuleInfo, TitoError, Tree
 # The notebook machinery (nbformat, nbdev, nbgrader) takes seconds to import: commands that only
 # read files (list, start, reset in a student tree) import it lazily, when they really need it.
 
-NOT_STARTED, IN_PROGRESS, COMPLETED = "not started", "in progress", "completed"
+NOT_STARTED, IN_PROGRESS, COMPLETED, PROVIDED = "not started", "in progress", "completed", "provided (solved)"
 
 
 def pristine_bytes(tree: Tree, module: ModuleInfo) -> bytes:
@@ -37,6 +37,8 @@ def state(tree: Tree, module: ModuleInfo, completed: dict) -> str:
     student edition), or not started."""
     if module.slug in completed:
         return COMPLETED
+    if module.slug in _shipped_solved(tree):
+        return PROVIDED
     if not module.notebook.exists():
         return NOT_STARTED
     try:
@@ -44,6 +46,17 @@ def state(tree: Tree, module: ModuleInfo, completed: dict) -> str:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return IN_PROGRESS  # unreadable, but it was certainly touched
     return NOT_STARTED if mine == _solutions(pristine_bytes(tree, module)) else IN_PROGRESS
+
+
+def _shipped_solved(tree: Tree) -> set[str]:
+    """Modules a student edition ships solved (from `.tito/release.json`; none in the instructor tree)."""
+    manifest = tree.root / ".tito" / "release.json"
+    if tree.kind != "student" or not manifest.exists():
+        return set()
+    try:
+        return set(json.loads(manifest.read_text(encoding="utf-8")).get("solved_modules", []))
+    except ValueError as exc:
+        raise TitoError(f"{manifest} is damaged ({exc}); restore it from a fresh `tito release`") from exc
 
 
 def _solutions(raw: bytes) -> dict[str, str]:
