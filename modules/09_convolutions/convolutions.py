@@ -1357,10 +1357,31 @@ ZOO = {spec.name: spec for spec in (
 )}
 
 
+def _variant_entry(name):
+    """The manifest entry of a shipped optimized variant (e.g. digits_cnn_int8), or None."""
+    entry = read_manifest().get(name)
+    return entry if name not in ZOO and entry is not None and "provider" in entry else None
+
+
+def model_names():
+    """The baselines, then the optimized variants that ship weights."""
+    return [*ZOO, *sorted(name for name in read_manifest() if _variant_entry(name))]
+
+
 def _spec(name):
-    if name not in ZOO:
-        raise ValueError(f"unknown reference model {name!r}; choose one of {', '.join(ZOO)}")
-    return ZOO[name]
+    """The recipe of a baseline; for a variant, the recipe of the baseline it was derived from."""
+    if name in ZOO:
+        return ZOO[name]
+    entry = _variant_entry(name)
+    if entry is None or entry.get("base") not in ZOO:
+        raise ValueError(f"unknown reference model {name!r}; choose one of {', '.join(model_names())}")
+    return ZOO[entry["base"]]
+
+
+def target_of(name):
+    """The test accuracy a model must reach: the recipe's, or the one recorded for a variant."""
+    entry = _variant_entry(name)
+    return entry["target"] if entry else _spec(name).target
 
 
 def build_model(name, seed=None):
@@ -1454,9 +1475,51 @@ def load_model(name, weights=None):
         if actual != expected:
             raise ValueError(f"{path}: the weights' sha256 {actual} does not match the manifest's {expected}; "
                              f"the file was changed or replaced. Restore it, or retrain with `tito zoo train {name} --install`")
+    entry = _variant_entry(name)
+    if entry is not None:  # an optimized variant: the module that made it rebuilds its layers
+        return _provider(name, entry["provider"]).load_zoo_variant(name, state).eval()
     model = build_model(name)
     model.load_state_dict(state)
     return model.eval()
+
+
+def _provider(name, module_name):
+    """The (later) course module that builds an optimized variant, imported by the name the manifest
+    records, so this module never depends on modules 15-17."""
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        raise ImportError(f"{name} is built by {module_name}, which is not exported yet: complete that module first") from exc
+
+
+def install_variant(name, model, provider, base, target, recipe):
+    """Ship model as the optimized variant name of base; the manifest records what was measured."""
+    if name in ZOO or base not in ZOO:
+        raise ValueError(f"a variant needs a new name and a baseline from {', '.join(ZOO)}; got {name!r} of {base!r}")
+    result = evaluate(model, base)  # a variant reads the digits the way its baseline does
+    path = zoo_dir() / f"{name}.npz"
+    digest = save_weights(model, path)
+    manifest = read_manifest()
+    manifest[name] = {"file": path.name, "sha256": digest, "provider": provider, "base": base, "target": target,
+                      "recipe": recipe, "parameter_bytes": int(sum(p.data.nbytes for p in model.parameters())),
+                      "test_accuracy": result["accuracy"], "test_correct": result["correct"],
+                      "test_total": result["total"], "environment": _environment()}
+    _write_manifest(manifest)
+    return path, digest
+
+
+def _environment():
+    return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _write_manifest(manifest):
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    _atomic_write(zoo_dir() / "manifest.json", lambda handle: handle.write(text.encode("utf-8")))
 
 
 @dataclass
@@ -1509,11 +1572,9 @@ def install_weights(name, report):
         "test_accuracy": report.test["accuracy"], "test_correct": report.test["correct"],
         "test_total": report.test["total"], "train_seconds": round(report.seconds, 3),
         "seconds_to_target": None if report.seconds_to_target is None else round(report.seconds_to_target, 3),
-        "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "machine": platform.machine(), "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "environment": _environment(),
     }
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _atomic_write(zoo_dir() / "manifest.json", lambda handle: handle.write(text.encode("utf-8")))
+    _write_manifest(manifest)
     return path, digest
 
 # %% [markdown]

@@ -99,7 +99,7 @@ from tinytorch.core.layers import Linear, Module, Parameter, Sequential
 from tinytorch.core.spatial import Conv2d, _im2col, conv_output_shape
 from tinytorch.core.tensor import Tensor
 from tinytorch.data.loader import load_digits
-from tinytorch.models.zoo import ZOO, _atomic_write, evaluate, load_model
+from tinytorch.models.zoo import ZOO, _atomic_write, build_model, evaluate, load_model
 from tinytorch.profiling.profiler import (conv2d_layer_flops, expected_input, inference_trace, leaf_layers,
                                           linear_flops, parameter_bytes, register_flop_rule)
 from tinytorch.utils.timing import environment, measure_interleaved
@@ -859,7 +859,58 @@ for label, noise in report["table"]["latency_noise"].items():
 # split this small; the latency rows say whether numpy's integer path is faster or slower
 # on this machine (the sentence above states which). Real int8 speed-ups need int8 kernels
 # (VNNI, ARM dot-product instructions, GPUs' tensor cores), which numpy does not call.
+
+# %% [markdown]
+# ## Shipping the int8 model: `load_model("digits_cnn_int8")`
 #
+# Modules 19 and 20 benchmark optimized models next to the baselines, loaded the same way. The
+# zoo's manifest records that `digits_cnn_int8` is built by this module; `load_model` imports it
+# by that name and calls `load_zoo_variant`, and `tito zoo train digits_cnn_int8 --install`
+# rebuilds it with `build_zoo_variant` (deterministic: same calibration images, same rounding).
+
+# %%
+#| export
+ZOO_VARIANTS = {"digits_cnn_int8": "digits_cnn with int8 per-channel weights and calibrated int8 activations "
+                                   "(first 256 train images)"}
+ZOO_VARIANT_TARGET_DROP = 0.01  # accuracy may drop at most 1 point below the float32 baseline
+
+
+def _zoo_calibration():
+    return load_digits("train").tensors[0].data[:256]
+
+
+def _zoo_variant_check(name):
+    if name not in ZOO_VARIANTS:
+        raise ValueError(f"unknown int8 variant {name!r}; this module builds {', '.join(ZOO_VARIANTS)}")
+
+
+def build_zoo_variant(name, seed=0):
+    """(model, base, target, recipe): the int8 variant made from the shipped float32 digits_cnn."""
+    _zoo_variant_check(name)
+    base = load_model("digits_cnn")
+    model = quantize_model(base, calibration_data=_zoo_calibration(), per_channel=True)
+    target = round(evaluate(base, "digits_cnn")["accuracy"] - ZOO_VARIANT_TARGET_DROP, 6)
+    return model, "digits_cnn", target, {"technique": "int8 per-channel", "calibration": "first 256 train images"}
+
+
+def load_zoo_variant(name, state):
+    """The int8 variant with the stored arrays in state (dtypes are checked, int8 stays int8)."""
+    _zoo_variant_check(name)
+    like = quantize_model(build_model("digits_cnn"), calibration_data=_zoo_calibration()[:8], per_channel=True)
+    wrong = [f"{key}: stored {state[key].dtype}, expected {value.dtype}" for key, value in like.state_dict().items()
+             if key in state and state[key].dtype != value.dtype]
+    if wrong:
+        raise ValueError(f"{name}: stored dtypes differ from an int8 digits_cnn ({'; '.join(wrong)})")
+    like.load_state_dict(state)
+    return like.eval()
+
+# %%
+int8_zoo = load_model("digits_cnn_int8")
+int8_eval = evaluate(int8_zoo, "digits_cnn_int8")
+print(f"digits_cnn_int8 from the zoo: test accuracy {int8_eval['accuracy']:.2%}, "
+      f"{int(sum(p.data.nbytes for p in int8_zoo.parameters())):,} bytes of stored arrays")
+
+# %% [markdown]
 # ## Summary
 #
 # - An int8 number plus a float scale (and a zero point) stands for a float; the round

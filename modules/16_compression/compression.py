@@ -87,7 +87,7 @@ from tinytorch.core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import Trainer
 from tinytorch.data.loader import DataLoader, TensorDataset, load_digits
-from tinytorch.models.zoo import evaluate, load_model
+from tinytorch.models.zoo import build_model, evaluate, load_model
 from tinytorch.profiling.profiler import storage_bytes
 from tinytorch.utils.timing import measure_interleaved
 
@@ -1012,6 +1012,57 @@ print(f"Magnitude pruning + CSR runs at {mag['speedup']:.2f}x the baseline's spe
 for name, row in report.iterrows():
     if row["noise"]:
         print(f"noise warning for {name}: {row['noise']}")
+
+# %% [markdown]
+# ## Shipping the compressed models: `load_model("digits_cnn_pruned")`, `load_model("digits_cnn_distilled")`
+#
+# The zoo's manifest records that these two variants are built by this module; `load_model`
+# imports it by that name and calls `load_zoo_variant`, and `tito zoo train NAME --install`
+# rebuilds them with `build_zoo_variant` (seeded fine-tuning and distillation).
+
+# %%
+#| export
+ZOO_VARIANTS = {
+    "digits_cnn_pruned": "digits_cnn with half of its conv channels removed (L1 norm), fine-tuned 8 epochs",
+    "digits_cnn_distilled": "an 8/16-channel student CNN distilled from digits_cnn for 20 epochs",
+}
+
+
+def _zoo_variant_check(name):
+    if name not in ZOO_VARIANTS:
+        raise ValueError(f"unknown compressed variant {name!r}; this module builds {', '.join(ZOO_VARIANTS)}")
+
+
+def build_zoo_variant(name, seed=0):
+    """(model, base, target, recipe) for a compressed digits_cnn variant, trained with seed."""
+    _zoo_variant_check(name)
+    base = load_model("digits_cnn")
+    if name == "digits_cnn_pruned":
+        model = prune_channels(base, 0.5)
+        fine_tune(model, 8, lr=3e-3, seed=seed)
+        target = round(evaluate(base, "digits_cnn")["accuracy"] - 0.02, 6)  # at most 2 points lost
+        recipe = {"technique": "channel pruning 50% + fine-tuning", "epochs": 8, "lr": 3e-3, "seed": seed}
+    else:
+        model = student_cnn(seed)
+        distill(base, model, 20, seed=seed)
+        target = 0.95
+        recipe = {"technique": "distillation", "epochs": 20, "temperature": 4.0, "alpha": 0.7, "seed": seed}
+    return model.eval(), "digits_cnn", target, recipe
+
+
+def load_zoo_variant(name, state):
+    """The variant's architecture (its shapes follow from the recipe) with the stored weights."""
+    _zoo_variant_check(name)
+    model = prune_channels(build_model("digits_cnn"), 0.5) if name == "digits_cnn_pruned" else student_cnn(0)
+    model.load_state_dict(state)
+    return model.eval()
+
+# %%
+for variant_name in ZOO_VARIANTS:
+    variant = load_model(variant_name)
+    variant_eval = evaluate(variant, variant_name)
+    print(f"{variant_name} from the zoo: test accuracy {variant_eval['accuracy']:.2%}, "
+          f"{sum(p.data.size for p in variant.parameters()):,} parameters")
 
 # %% [markdown]
 # ## Summary

@@ -3,7 +3,7 @@ import re
 
 
 def test_zoo_eval_prints_measured_accuracy(tree, tito):
-    for name, target in (("digits_cnn", "97%"), ("digits_mlp", "95%")):
+    for name, target in (("digits_cnn", "97.00%"), ("digits_mlp", "95.00%")):
         out = tito(tree, "zoo", "eval", name, check=0).stdout
         assert re.search(rf"{name} on the digits test split: top-1 accuracy \d+\.\d\d% \(\d+/359; Wilson 95% interval", out)
         assert f"target {target}: met" in out
@@ -25,7 +25,7 @@ def test_zoo_train_reproduces_the_shipped_mlp(tree, tito, tmp_path):
     proc = tito(tree, "zoo", "train", "digits_mlp", "--out", str(out_file), check=2)
     assert "already exists; nothing was overwritten" in proc.stderr
     out = tito(tree, "zoo", "eval", "digits_mlp", "--weights", str(out_file), check=0).stdout
-    assert "target 95%: met" in out
+    assert "target 95.00%: met" in out
 
 
 def test_zoo_eval_detects_tampered_shipped_weights(tree, tito):
@@ -61,3 +61,13 @@ def test_bench_optimization_prints_measured_targets(tree, tito):
     assert re.search(r"channels\+finetune: [\d.]+x faster than baseline \(95% CI [\d.]+-[\d.]+\)", out)
     proc = tito(tree, "bench", "optimization", "pruning", check=2)
     assert "unknown technique(s) pruning: valid choices are quantization, compression, acceleration" in proc.stderr
+
+
+def test_optimized_variants_evaluate_and_reproduce(tree, tito, tmp_path):
+    out = tito(tree, "zoo", "list", check=0).stdout
+    for name in ("digits_cnn_int8", "digits_cnn_pruned", "digits_cnn_distilled"):
+        assert f"{name}:" in out
+    out = tito(tree, "zoo", "eval", "digits_cnn_int8", check=0).stdout
+    assert re.search(r"digits_cnn_int8 on the digits test split: top-1 accuracy [\d.]+%", out) and ": met" in out
+    out = tito(tree, "zoo", "train", "digits_cnn_int8", "--out", str(tmp_path / "i8.npz"), check=0).stdout
+    assert "identical to the shipped weights: yes" in out

@@ -4,14 +4,14 @@
 # Source of truth: modules/16_compression/compression.py; regenerate with `tito export 16`.
 
 # %% auto #0
-__all__ = ['PRUNABLE', 'prunable_layers', 'keep_mask', 'layer_masks', 'PruningMask', 'MaskedOptimizer', 'magnitude_prune',
-           'sparsity_report', 'to_csr', 'csr_nbytes', 'break_even_sparsity', 'SparseLinear', 'SparseConv2d',
-           'to_sparse', 'stored_arrays', 'stored_values', 'model_bytes', 'serialized_size', 'channel_plan',
-           'prune_channels', 'zero_channels', 'fine_tune', 'low_rank', 'DistillationLossFunction', 'distillation_loss',
-           'student_cnn', 'distill', 'bootstrap_median_ci', 'bootstrap_ratio_ci', 'compressed_variants',
-           'compression_report', 'target_sentence']
+__all__ = ['PRUNABLE', 'ZOO_VARIANTS', 'prunable_layers', 'keep_mask', 'layer_masks', 'PruningMask', 'MaskedOptimizer',
+           'magnitude_prune', 'sparsity_report', 'to_csr', 'csr_nbytes', 'break_even_sparsity', 'SparseLinear',
+           'SparseConv2d', 'to_sparse', 'stored_arrays', 'stored_values', 'model_bytes', 'serialized_size',
+           'channel_plan', 'prune_channels', 'zero_channels', 'fine_tune', 'low_rank', 'DistillationLossFunction',
+           'distillation_loss', 'student_cnn', 'distill', 'bootstrap_median_ci', 'bootstrap_ratio_ci',
+           'compressed_variants', 'compression_report', 'target_sentence', 'build_zoo_variant', 'load_zoo_variant']
 
-# %% ../../nbs/16_compression.ipynb #3d215056
+# %% ../../nbs/16_compression.ipynb #08601c5c
 import copy
 import io
 import math
@@ -31,7 +31,7 @@ from ..core.spatial import AvgPool2d, Conv2d, Flatten, MaxPool2d
 from ..core.tensor import Tensor
 from ..core.training import Trainer
 from ..data.loader import DataLoader, TensorDataset, load_digits
-from ..models.zoo import evaluate, load_model
+from ..models.zoo import build_model, evaluate, load_model
 from ..profiling.profiler import storage_bytes
 from ..utils.timing import measure_interleaved
 
@@ -627,3 +627,39 @@ def target_sentence(table, row="channels+finetune", min_speedup=1.5, max_drop=0.
             f"accuracy {r['accuracy']:.2%} vs {b['accuracy']:.2%} (drop {drop * 100:.1f} points); target "
             f">= {min_speedup}x (CI lower bound) with drop <= {max_drop * 100:.0f} points: "
             f"{'met' if met else 'NOT met'}.")
+
+# %% ../../nbs/16_compression.ipynb #39f77d93
+ZOO_VARIANTS = {
+    "digits_cnn_pruned": "digits_cnn with half of its conv channels removed (L1 norm), fine-tuned 8 epochs",
+    "digits_cnn_distilled": "an 8/16-channel student CNN distilled from digits_cnn for 20 epochs",
+}
+
+
+def _zoo_variant_check(name):
+    if name not in ZOO_VARIANTS:
+        raise ValueError(f"unknown compressed variant {name!r}; this module builds {', '.join(ZOO_VARIANTS)}")
+
+
+def build_zoo_variant(name, seed=0):
+    """(model, base, target, recipe) for a compressed digits_cnn variant, trained with seed."""
+    _zoo_variant_check(name)
+    base = load_model("digits_cnn")
+    if name == "digits_cnn_pruned":
+        model = prune_channels(base, 0.5)
+        fine_tune(model, 8, lr=3e-3, seed=seed)
+        target = round(evaluate(base, "digits_cnn")["accuracy"] - 0.02, 6)  # at most 2 points lost
+        recipe = {"technique": "channel pruning 50% + fine-tuning", "epochs": 8, "lr": 3e-3, "seed": seed}
+    else:
+        model = student_cnn(seed)
+        distill(base, model, 20, seed=seed)
+        target = 0.95
+        recipe = {"technique": "distillation", "epochs": 20, "temperature": 4.0, "alpha": 0.7, "seed": seed}
+    return model.eval(), "digits_cnn", target, recipe
+
+
+def load_zoo_variant(name, state):
+    """The variant's architecture (its shapes follow from the recipe) with the stored weights."""
+    _zoo_variant_check(name)
+    model = prune_channels(build_model("digits_cnn"), 0.5) if name == "digits_cnn_pruned" else student_cnn(0)
+    model.load_state_dict(state)
+    return model.eval()

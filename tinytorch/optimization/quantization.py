@@ -5,11 +5,12 @@
 
 # %% auto #0
 __all__ = ['SUPPORTED_BITS', 'INT8_MIN', 'INT8_MAX', 'FLOAT32_EXACT', 'FLOAT64_EXACT', 'INT_MATMUL_METHODS', 'QUANTIZABLE',
-           'params_from_range', 'quantize_params', 'quantize', 'dequantize', 'quantization_error', 'exact_float_dtype',
-           'int_matmul', 'FrozenParameter', 'QuantizedLinear', 'QuantizedConv2d', 'calibrate', 'quantize_model',
-           'save_quantized', 'load_quantized', 'file_size', 'median_ci', 'quantization_report', 'report_sentences']
+           'ZOO_VARIANTS', 'ZOO_VARIANT_TARGET_DROP', 'params_from_range', 'quantize_params', 'quantize', 'dequantize',
+           'quantization_error', 'exact_float_dtype', 'int_matmul', 'FrozenParameter', 'QuantizedLinear',
+           'QuantizedConv2d', 'calibrate', 'quantize_model', 'save_quantized', 'load_quantized', 'file_size',
+           'median_ci', 'quantization_report', 'report_sentences', 'build_zoo_variant', 'load_zoo_variant']
 
-# %% ../../nbs/15_quantization.ipynb #79e21ab6
+# %% ../../nbs/15_quantization.ipynb #8712a0b9
 import copy
 import io
 import math
@@ -26,7 +27,7 @@ from ..core.layers import Linear, Module, Parameter, Sequential
 from ..core.spatial import Conv2d, _im2col, conv_output_shape
 from ..core.tensor import Tensor
 from ..data.loader import load_digits
-from ..models.zoo import ZOO, _atomic_write, evaluate, load_model
+from ..models.zoo import ZOO, _atomic_write, build_model, evaluate, load_model
 from ..profiling.profiler import (conv2d_layer_flops, expected_input, inference_trace, leaf_layers,
                                           linear_flops, parameter_bytes, register_flop_rule)
 from ..utils.timing import environment, measure_interleaved
@@ -485,3 +486,38 @@ def report_sentences(report):
         "see the latency intervals and noise lines before trusting the difference).",
         f"On disk: {best['file_bytes']} bytes vs {base['file_bytes']} bytes ({best['file_ratio']:.2f}x smaller).",
     ]
+
+# %% ../../nbs/15_quantization.ipynb #8030ec16
+ZOO_VARIANTS = {"digits_cnn_int8": "digits_cnn with int8 per-channel weights and calibrated int8 activations "
+                                   "(first 256 train images)"}
+ZOO_VARIANT_TARGET_DROP = 0.01  # accuracy may drop at most 1 point below the float32 baseline
+
+
+def _zoo_calibration():
+    return load_digits("train").tensors[0].data[:256]
+
+
+def _zoo_variant_check(name):
+    if name not in ZOO_VARIANTS:
+        raise ValueError(f"unknown int8 variant {name!r}; this module builds {', '.join(ZOO_VARIANTS)}")
+
+
+def build_zoo_variant(name, seed=0):
+    """(model, base, target, recipe): the int8 variant made from the shipped float32 digits_cnn."""
+    _zoo_variant_check(name)
+    base = load_model("digits_cnn")
+    model = quantize_model(base, calibration_data=_zoo_calibration(), per_channel=True)
+    target = round(evaluate(base, "digits_cnn")["accuracy"] - ZOO_VARIANT_TARGET_DROP, 6)
+    return model, "digits_cnn", target, {"technique": "int8 per-channel", "calibration": "first 256 train images"}
+
+
+def load_zoo_variant(name, state):
+    """The int8 variant with the stored arrays in state (dtypes are checked, int8 stays int8)."""
+    _zoo_variant_check(name)
+    like = quantize_model(build_model("digits_cnn"), calibration_data=_zoo_calibration()[:8], per_channel=True)
+    wrong = [f"{key}: stored {state[key].dtype}, expected {value.dtype}" for key, value in like.state_dict().items()
+             if key in state and state[key].dtype != value.dtype]
+    if wrong:
+        raise ValueError(f"{name}: stored dtypes differ from an int8 digits_cnn ({'; '.join(wrong)})")
+    like.load_state_dict(state)
+    return like.eval()
