@@ -22,27 +22,28 @@ def zoo_module(tree: Tree):
 VARIANT_PROVIDERS = ("tinytorch.optimization.quantization", "tinytorch.optimization.compression")
 
 
-def _variant_provider(name: str):
-    """(module name, module) of the provider that builds variant `name`, or None."""
+def _exported_providers():
+    """(module name, module) of every variant provider that is exported in this tree."""
+    found = []
     for module_name in VARIANT_PROVIDERS:
         try:
-            module = importlib.import_module(module_name)
+            found.append((module_name, importlib.import_module(module_name)))
         except ModuleNotFoundError as exc:
             if exc.name is None or not module_name.startswith(exc.name):
-                raise
-            continue
-        if name in getattr(module, "ZOO_VARIANTS", {}):
-            return module_name, module
-    return None
+                raise  # a real import error inside the provider, not a module that is missing
+    return found
+
+
+def _variant_provider(name: str):
+    """(module name, module) of the provider that builds variant `name`, or None."""
+    return next(((module_name, module) for module_name, module in _exported_providers()
+                 if name in getattr(module, "ZOO_VARIANTS", {})), None)
 
 
 def _known(zoo) -> list[str]:
     names = list(zoo.model_names())
-    for module_name in VARIANT_PROVIDERS:
-        try:
-            names += [n for n in importlib.import_module(module_name).ZOO_VARIANTS if n not in names]
-        except ModuleNotFoundError:
-            continue
+    for _, module in _exported_providers():
+        names += [n for n in getattr(module, "ZOO_VARIANTS", {}) if n not in names]
     return names
 
 
