@@ -20,7 +20,7 @@ from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.optimization.acceleration import (
     REPORT_COLUMNS, FusedLinearReLU, acceleration_report, blas_threads, bootstrap_ratio_ci, compare_samples,
-    conv2d_naive, fuse_linear_relu, fused_linear_relu, gelu_tanh_fused, gelu_tanh_unfused, holm,
+    conv2d_naive, fuse_linear_relu, fused_linear_relu, fusion_verdict, gelu_tanh_fused, gelu_tanh_unfused, holm,
     limit_blas_threads, linear_relu_unfused, matmul_blas, matmul_naive, matmul_tiled, matmul_vectorized,
     measure_interleaved_threads, median_interval)
 
@@ -317,8 +317,13 @@ def test_acceleration_report_structure():
                                 repeats=3, fused_repeats=3, min_sample_ns=50_000)
     assert list(table.columns) == list(REPORT_COLUMNS)
     groups = list(dict.fromkeys(table["group"]))
-    assert groups[:4] == ["matmul 6x6", "tiled 16 (1 BLAS thread)", "linear+relu 4x8 @ 8x8 (default BLAS threads)",
-                          "linear+relu 4x8 @ 8x8 (1 BLAS thread)"]
+    assert groups[:5] == ["matmul 6x6", "tiled 16 (1 BLAS thread)", "linear+relu 4x8 @ 8x8 (default BLAS threads)",
+                          "linear+relu 4x8 @ 8x8 (1 BLAS thread)", "linear+relu layers 4x8 (default BLAS threads)"]
+    assert list(table[table["group"] == groups[4]]["variant"]) == ["Linear + ReLU layers", "FusedLinearReLU layer"]
+    verdicts = fusion_verdict(table)
+    assert len(verdicts) == 3 + 3 + 2                      # a header line and one line per fused variant, each group
+    assert all(("median" in line) != ("measurably" in line) for line in verdicts)
+    assert verdicts[-2].startswith("linear+relu layers 4x8") and "Linear + ReLU layers median" in verdicts[-2]
     assert set(table[table["group"] == "matmul 6x6"]["variant"]) == {"naive", "vectorized", "tiled 64", "blas"}
     assert set(table[table["group"] == "tiled 16 (1 BLAS thread)"]["variant"]) == {"blas", "tiled 4", "tiled 8"}
     first = table.groupby("group", sort=False).head(1)

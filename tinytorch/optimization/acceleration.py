@@ -7,7 +7,7 @@
 __all__ = ['REPORT_COLUMNS', 'matmul_blas', 'matmul_naive', 'matmul_vectorized', 'matmul_tiled', 'conv2d_naive',
            'linear_relu_unfused', 'fused_linear_relu', 'FusedLinearReLU', 'fuse_linear_relu', 'gelu_tanh_unfused',
            'gelu_tanh_fused', 'blas_threads', 'limit_blas_threads', 'bootstrap_ratio_ci', 'median_interval', 'holm',
-           'compare_samples', 'measure_interleaved_threads', 'timing_rows', 'acceleration_report']
+           'compare_samples', 'measure_interleaved_threads', 'timing_rows', 'acceleration_report', 'fusion_verdict']
 
 # %% ../../nbs/17_acceleration.ipynb #e8a34ccd
 import contextlib
@@ -306,7 +306,7 @@ def compare_samples(a, b, confidence=0.95, resamples=2000, rng=0):
     return {"ratio": ratio, "ci_low": low, "ci_high": high, "p_value": float(test.pvalue),
             "prob_faster": float(faster), "n_a": int(a.size), "n_b": int(b.size)}
 
-# %% ../../nbs/17_acceleration.ipynb #57fd1251
+# %% ../../nbs/17_acceleration.ipynb #acfb3112
 def measure_interleaved_threads(arms, repeats, min_sample_ns=None, controller=None):
     """{name: Timing} of arms {name: (fn, threads or None)}: rounds A B A B ..., each arm's batch
     timed with its BLAS thread count (None: unchanged) set before the clock starts."""
@@ -383,6 +383,19 @@ def _fusion_group(data, batch, features, repeats, min_sample_ns, controller, thr
                        measure_interleaved_threads(arms, repeats, min_sample_ns, controller))
 
 
+def _layer_fusion_group(data, batch, features, repeats, min_sample_ns, controller):
+    """The framework-level comparison: Linear then ReLU layers against one FusedLinearReLU, eval, no_grad."""
+    from tinytorch.core.autograd import no_grad
+
+    layers = Sequential(Linear(features, features, rng=int(data.integers(2**31))), ReLU()).eval()
+    fused = FusedLinearReLU(layers[0]).eval()
+    x = Tensor(data.standard_normal((batch, features), dtype=np.float32))
+    arms = {"Linear + ReLU layers": (lambda: layers(x), None), "FusedLinearReLU layer": (lambda: fused(x), None)}
+    with no_grad():
+        timings = measure_interleaved_threads(arms, repeats, min_sample_ns, controller)
+    return timing_rows(f"linear+relu layers {batch}x{features} (default BLAS threads)", timings)
+
+
 def _thread_group(data, size, repeats, min_sample_ns, controller):
     libraries = blas_threads()
     if not libraries:
@@ -406,9 +419,29 @@ def acceleration_report(batch=64, features=512, sizes=(32, 128), naive_max=32, t
             + _tiled_group(data, tiled_size, tiles, repeats, min_sample_ns, controller)
             + _fusion_group(data, batch, features, fused_repeats, min_sample_ns, controller, None)
             + _fusion_group(data, batch, features, fused_repeats, min_sample_ns, controller, 1)
+            + _layer_fusion_group(data, batch, features, fused_repeats, min_sample_ns, controller)
             + _thread_group(data, tiled_size, repeats, min_sample_ns, controller))
     table = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     table["p_holm"] = holm(table["p_value"].to_numpy())
     table.attrs["environment"] = environment(timer, min_sample_ns)
     table.attrs["blas"] = blas_threads()
     return table
+
+# %% ../../nbs/17_acceleration.ipynb #3bd66fe6
+def fusion_verdict(table):
+    """One line per fusion comparison of an acceleration report, with its measured verdict: "measurably
+    faster/slower" only when the ratio's 95% interval excludes 1 and the Holm-adjusted p-value is < 0.05."""
+    lines = []
+    fusion = table[table["group"].str.startswith("linear+relu")]
+    for name, rows in fusion.groupby("group", sort=False):
+        base = rows.iloc[0]
+        lines.append(f"{name}: {base['variant']} median {base['median_ms']:.4g} ms")
+        for _, row in rows.iloc[1:].iterrows():
+            faster = row["ratio_high"] < 1 and row["p_holm"] < 0.05
+            slower = row["ratio_low"] > 1 and row["p_holm"] < 0.05
+            verdict = ("measurably faster" if faster else "measurably slower" if slower
+                       else "not measurably different")
+            lines.append(f"  {row['variant']}: time ratio {row['ratio']:.3f}, 95% interval [{row['ratio_low']:.3f}, "
+                         f"{row['ratio_high']:.3f}], Mann-Whitney p = {row['p_value']:.2g} (Holm {row['p_holm']:.2g}), "
+                         f"P(faster) = {row['prob_faster']:.2f}: {verdict}")
+    return lines

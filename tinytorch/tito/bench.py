@@ -114,3 +114,6 @@ def _print_report(name: str, module, say) -> None:
         say(table.drop(columns=["warning"]).to_string(float_format=lambda v: f"{v:.4g}"))
         for _, row in table[table["warning"].notna()].iterrows():
             say(f"  {row['group']} / {row['variant']}: {row['warning']}")
+        say("Fusion (target: fused Linear+bias+ReLU measurably faster at batch 64):")
+        for line in module.fusion_verdict(table):
+            say(line)
