@@ -251,6 +251,10 @@ def test_compression_report_on_given_models():
     assert table.loc["baseline", "param_bytes"] == 6090 * 4
     assert table.loc["slim", "param_bytes"] == (72 + 8 + 1152 + 16 + 640 + 10) * 4
     assert table.loc["baseline", "acc_low"] <= table.loc["baseline", "accuracy"] <= table.loc["baseline", "acc_high"]
+    assert np.isnan(table.loc["baseline", "p_value"]) and 0 <= table.loc["slim", "p_value"] <= 1
+    assert table.loc["slim", "p_bonferroni"] == pytest.approx(min(table.loc["slim", "p_value"] * 1, 1.0))
+    assert table.loc["slim", "significant"] == bool(
+        table.loc["slim", "p_bonferroni"] < 0.05 and (table.loc["slim", "speedup_low"] > 1 or table.loc["slim", "speedup_high"] < 1))
     with pytest.raises(ValueError, match="baseline"):
         compression_report({"a": cnn}, repeats=3, verbose=False)
 

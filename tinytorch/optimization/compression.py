@@ -11,7 +11,7 @@ __all__ = ['PRUNABLE', 'ZOO_VARIANTS', 'prunable_layers', 'keep_mask', 'layer_ma
            'distillation_loss', 'student_cnn', 'distill', 'bootstrap_median_ci', 'bootstrap_ratio_ci',
            'compressed_variants', 'compression_report', 'target_sentence', 'build_zoo_variant', 'load_zoo_variant']
 
-# %% ../../nbs/16_compression.ipynb #08601c5c
+# %% ../../nbs/16_compression.ipynb #d1e876f8
 import copy
 import io
 import math
@@ -21,6 +21,7 @@ import operator
 import numpy as np
 import pandas as pd
 import scipy.sparse
+from scipy import stats
 
 from ..core.activations import ReLU
 from ..core.autograd import Function, no_grad
@@ -32,6 +33,7 @@ from ..core.tensor import Tensor
 from ..core.training import Trainer
 from ..data.loader import DataLoader, TensorDataset, load_digits
 from ..models.zoo import build_model, evaluate, load_model
+from .quantization import quantize_model
 from ..profiling.profiler import storage_bytes
 from ..utils.timing import measure_interleaved
 
@@ -538,7 +540,7 @@ def distill(teacher, student, epochs, temperature=4.0, alpha=0.7, seed=0, lr=1e-
     student.eval()
     return losses
 
-# %% ../../nbs/16_compression.ipynb #f4dd4bd9
+# %% ../../nbs/16_compression.ipynb #989acbd7
 def _rng(seed):
     return np.random.default_rng(seed)
 
@@ -567,7 +569,8 @@ def bootstrap_ratio_ci(numerator, denominator, n_boot=2000, seed=0, confidence=0
 
 
 def compressed_variants(seed=0, fine_tune_epochs=8, distill_epochs=20, sparsity=0.7, fraction=0.5, lr=3e-3):
-    """{name: model}: baseline digits_cnn, magnitude-pruned + CSR, channel-pruned + fine-tuned, distilled."""
+    """{name: model}: baseline digits_cnn, magnitude-pruned + CSR, channel-pruned + fine-tuned, distilled,
+    and the combination channel-pruned + fine-tuned + int8 (module 15, calibrated on train images)."""
     baseline = load_model("digits_cnn")
     magnitude = magnitude_prune(baseline, sparsity, scope="layer")
     fine_tune(magnitude, fine_tune_epochs, lr=lr, seed=seed)
@@ -576,7 +579,13 @@ def compressed_variants(seed=0, fine_tune_epochs=8, distill_epochs=20, sparsity=
     student = student_cnn(seed)
     distill(baseline, student, distill_epochs, seed=seed)
     return {"baseline": baseline, "magnitude+csr": to_sparse(magnitude),
-            "channels+finetune": channels, "distilled": student}
+            "channels+finetune": channels, "distilled": student,
+            "channels+finetune+int8": quantize_model(channels, calibration_data=_calibration_images())}
+
+
+def _calibration_images(count=256):
+    """The first `count` TRAIN images (never the test split) for int8 calibration."""
+    return load_digits("train").tensors[0][:count]
 
 
 def _forward_call(model, x):
@@ -609,8 +618,12 @@ def compression_report(models=None, batch=64, repeats=41, seed=0, verbose=True):
                      "speedup": speedup, "speedup_low": s_low, "speedup_high": s_high,
                      "stored_values": stored_values(model),
                      "param_bytes": model_bytes(model), "serialized_bytes": serialized_size(model),
+                     "p_value": np.nan if name == "baseline" else float(stats.mannwhitneyu(base, samples).pvalue),
                      "noise": timings[name].warning})
     table = pd.DataFrame(rows).set_index("model")
+    table["p_bonferroni"] = np.minimum(table["p_value"] * (len(table) - 1), 1.0)
+    table["significant"] = ((table["p_bonferroni"] < 0.05)
+                            & ((table["speedup_low"] > 1) | (table["speedup_high"] < 1)))
     table["bytes_ratio"] = table["param_bytes"] / table.loc["baseline", "param_bytes"]
     if verbose:
         print(table.drop(columns=["noise"]).to_string(float_format=lambda v: f"{v:.4g}"))

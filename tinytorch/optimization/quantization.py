@@ -5,10 +5,11 @@
 
 # %% auto #0
 __all__ = ['SUPPORTED_BITS', 'INT8_MIN', 'INT8_MAX', 'FLOAT32_EXACT', 'FLOAT64_EXACT', 'INT_MATMUL_METHODS', 'QUANTIZABLE',
-           'ZOO_VARIANTS', 'ZOO_VARIANT_TARGET_DROP', 'params_from_range', 'quantize_params', 'quantize', 'dequantize',
-           'quantization_error', 'exact_float_dtype', 'int_matmul', 'FrozenParameter', 'QuantizedLinear',
+           'BEST', 'ZOO_VARIANTS', 'ZOO_VARIANT_TARGET_DROP', 'params_from_range', 'quantize_params', 'quantize',
+           'dequantize', 'quantization_error', 'exact_float_dtype', 'int_matmul', 'FrozenParameter', 'QuantizedLinear',
            'QuantizedConv2d', 'calibrate', 'quantize_model', 'save_quantized', 'load_quantized', 'file_size',
-           'median_ci', 'quantization_report', 'report_sentences', 'build_zoo_variant', 'load_zoo_variant']
+           'median_ci', 'speedup_significance', 'quantization_report', 'report_sentences', 'build_zoo_variant',
+           'load_zoo_variant']
 
 # %% ../../nbs/15_quantization.ipynb #8712a0b9
 import copy
@@ -399,7 +400,7 @@ def file_size(save, suffix=".npz"):
         save(path)
         return os.path.getsize(path)
 
-# %% ../../nbs/15_quantization.ipynb #fd311a3c
+# %% ../../nbs/15_quantization.ipynb #a4b37e5f
 def median_ci(samples, confidence=0.95):
     """(low, high): distribution-free interval for the median from order statistics (binomial
     with p = 1/2); the sample range when there are too few samples for the confidence."""
@@ -423,13 +424,33 @@ def _variant_row(label, model, name, latency, float_row=None):
     base = float_row or row
     row["bytes_ratio"] = base["param_bytes"] / row["param_bytes"]
     row["file_ratio"] = base["file_bytes"] / row["file_bytes"]
-    row["speedup"] = base["latency_ms"] / row["latency_ms"]
     return row
+
+
+BEST = "int8 per-channel + calibration"   # both techniques combined: what digits_cnn_int8 ships
+
+
+def speedup_significance(base_ns, variant_ns, seed=0, resamples=2000):
+    """{speedup, speedup_low, speedup_high, p_value}: median(base)/median(variant) with a paired
+    percentile-bootstrap 95% interval (scipy.stats.bootstrap; the samples are interleaved rounds) and
+    the two-sided Mann-Whitney p-value; NaN interval and p for the baseline against itself."""
+    a, b = np.asarray(base_ns, dtype=np.float64), np.asarray(variant_ns, dtype=np.float64)
+    speedup = float(np.median(a) / np.median(b))
+    if a is b or np.array_equal(a, b):
+        return {"speedup": speedup, "speedup_low": np.nan, "speedup_high": np.nan, "p_value": np.nan}
+    ci = stats.bootstrap((a, b), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+                         paired=True, vectorized=True, n_resamples=resamples, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return {"speedup": speedup, "speedup_low": float(ci.low), "speedup_high": float(ci.high),
+            "p_value": float(stats.mannwhitneyu(a, b).pvalue)}
 
 
 def quantization_report(name="digits_cnn", calibration_size=256, batch_size=64, repeats=15,
                         min_bytes_ratio=3.5, max_accuracy_drop=0.01):
-    """Ablation of float32 vs int8 per-tensor vs int8 per-channel for a shipped zoo model.
+    """Ablation for a shipped zoo model: float32; int8 weights per-tensor and per-channel with dynamic
+    input ranges (each technique alone); calibrated input ranges; and both combined (per-channel +
+    calibration). Latency ratios to float32 carry a bootstrap interval and a Bonferroni-adjusted
+    Mann-Whitney p-value.
 
     Returns {"table": DataFrame (one row per variant), "targets": {...}, "environment": ...}.
     Calibration uses the first calibration_size images of the TRAIN split only.
@@ -441,8 +462,10 @@ def quantization_report(name="digits_cnn", calibration_size=256, batch_size=64, 
     train_x = load_digits("train", flatten=spec.flatten).tensors[0]
     calib = train_x[:calibration_size]
     models = {"float32": base,
-              "int8 per-tensor": quantize_model(base, calibration_data=calib, per_channel=False),
-              "int8 per-channel": quantize_model(base, calibration_data=calib, per_channel=True)}
+              "int8 per-tensor": quantize_model(base, per_channel=False),
+              "int8 per-channel": quantize_model(base, per_channel=True),
+              "int8 per-tensor + calibration": quantize_model(base, calibration_data=calib, per_channel=False),
+              BEST: quantize_model(base, calibration_data=calib, per_channel=True)}
     batch = load_digits("test", flatten=spec.flatten).tensors[0][:batch_size]
 
     def forward(model):
@@ -456,8 +479,11 @@ def quantization_report(name="digits_cnn", calibration_size=256, batch_size=64, 
     for label, model in models.items():
         rows.append(_variant_row(label, model, name, timings[label], first))
         first = first or rows[0]
+        rows[-1].update(speedup_significance(timings["float32"].samples_ns, timings[label].samples_ns))
     table = pd.DataFrame(rows).set_index("variant")
-    best = table.loc["int8 per-channel"]
+    table["p_bonferroni"] = np.minimum(table["p_value"] * (len(table) - 1), 1.0)
+    table["significant"] = (table["p_bonferroni"] < 0.05) & ((table["speedup_low"] > 1) | (table["speedup_high"] < 1))
+    best = table.loc[BEST]
     drop = table.loc["float32", "accuracy"] - best["accuracy"]
     targets = {"bytes_ratio": float(best["bytes_ratio"]), "bytes_target_met": bool(best["bytes_ratio"] >= min_bytes_ratio),
                "accuracy_drop": float(drop), "accuracy_target_met": bool(drop <= max_accuracy_drop),
@@ -471,12 +497,12 @@ def quantization_report(name="digits_cnn", calibration_size=256, batch_size=64, 
 def report_sentences(report):
     """Plain sentences stating the measured results of quantization_report."""
     t, table = report["targets"], report["table"]
-    base, best = table.loc["float32"], table.loc["int8 per-channel"]
+    base, best = table.loc["float32"], table.loc[BEST]
     speed = "faster" if t["int8_faster"] else "slower"
     why = ("" if t["int8_faster"] else "; numpy has no int8 kernels, so the integer path also pays for "
            "quantizing the inputs and converting types")
     return [
-        f"int8 per-channel stores {best['param_bytes']} parameter bytes against {base['param_bytes']} for float32: "
+        f"{BEST} stores {best['param_bytes']} parameter bytes against {base['param_bytes']} for float32: "
         f"{t['bytes_ratio']:.2f}x smaller (target >= {t['min_bytes_ratio']}x: {'met' if t['bytes_target_met'] else 'NOT met'}).",
         f"Test accuracy moves from {base['accuracy']:.2%} to {best['accuracy']:.2%}, a drop of "
         f"{100 * t['accuracy_drop']:.2f} points (target <= {100 * t['max_accuracy_drop']:.0f}: "

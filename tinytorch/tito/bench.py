@@ -72,7 +72,7 @@ def cmd_bench_profiler(args, tree: Tree, say) -> int:
 
 # name -> (generated module, what it measures): the optimization modules 15-17.
 OPTIMIZATION_REPORTS = {
-    "quantization": ("tinytorch.optimization.quantization", "digits_cnn float32 vs int8 (per-tensor, per-channel)"),
+    "quantization": ("tinytorch.optimization.quantization", "digits_cnn float32 vs int8 (per-tensor, per-channel, calibrated, combined)"),
     "compression": ("tinytorch.optimization.compression", "digits_cnn vs pruned, channel-pruned and distilled variants"),
     "acceleration": ("tinytorch.optimization.acceleration", "matmul variants, tiling, fusion, BLAS threads"),
 }
