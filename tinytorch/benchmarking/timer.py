@@ -235,17 +235,20 @@ def _stop_reason(kept, elapsed_ns, halfwidth, target, min_samples, max_samples, 
         return "max_time"
     return None
 
-# %% ../../nbs/19_benchmarking.ipynb #308e64ec
+# %% ../../nbs/19_benchmarking.ipynb #ecddcc9d
 def measure_adaptive(fns, target_rel_halfwidth=0.02, confidence=0.95, min_samples=10, max_samples=500,
                      min_time_s=0.0, max_time_s=10.0, warmup=5, min_sample_ns=None, calls=None, timer=None,
                      progress=None):
     """{name: AdaptiveTiming}: every callable in fns ({name: zero-argument callable}) measured
-    interleaved, round by round (A B C A B C ...), until each median is known to +-target.
+    interleaved, round by round (A B C, B C A, ...), until each median is known to +-target.
 
     1. Batch sizes: calibrated so a raw sample lasts >= max(1 ms, 1000 x timer overhead), or
        min_sample_ns, or exactly `calls` calls (calls=1: single calls).
     2. `warmup` untimed batches of each callable, interleaved.
-    3. Rounds: one timed batch per callable (time_batch: one perf_counter_ns pair per batch).
+    3. Rounds: one timed batch per callable (time_batch: one perf_counter_ns pair per batch),
+       the order rotated every round (A B C, B C A, C A B, ...): the callable that runs first
+       after the between-round bookkeeping pays for the caches it disturbed, so a fixed order
+       would make identical callables differ by a few percent (measured: about 5%).
        Drift: once 2 x DRIFT_HALF rounds exist their halves are compared (is_drifting); while
        any callable drifts, its first DRIFT_HALF rounds are discarded for all callables (so the
        rounds stay paired), at most DRIFT_MAX_FRACTION x max_samples rounds.
@@ -268,9 +271,11 @@ def measure_adaptive(fns, target_rel_halfwidth=0.02, confidence=0.95, min_sample
     start, discarded, cap = 0, 0, int(DRIFT_MAX_FRACTION * max_samples)
     state, pending = None, max_samples >= 2 * DRIFT_HALF   # pending: drift not settled yet
     rounds, stopped = 0, None
+    names = list(fns)
     while stopped is None:
-        for name, fn in fns.items():
-            samples[name].append(time_batch(fn, counts[name]) / counts[name])
+        shift = rounds % len(names)        # rotate: every callable takes every position in turn
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(time_batch(fns[name], counts[name]) / counts[name])
         rounds += 1
         if pending and rounds - start >= 2 * DRIFT_HALF:
             start, discarded, state = _settle_drift(samples, start, discarded, cap)
