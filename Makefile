@@ -15,6 +15,11 @@ demo: $(STAMP)
 	$(TITO) module status
 	@# The reference models need modules 01-09 solved: always true in the instructor tree.
 	@if [ -d modules ]; then $(TITO) zoo eval digits_mlp && $(TITO) zoo eval digits_cnn; fi
+	@# The TorchPerf Olympics on the bundled example submissions (needs modules 19-20: the instructor tree).
+	@# Grading is idempotent (unchanged submissions keep their records); the leaderboard is re-derived.
+	@if [ -d modules ]; then \
+		$(TITO) olympics grade tinytorch/assets/olympics/examples --out results/olympics && \
+		$(TITO) olympics leaderboard results/olympics; fi
 
 # The suite runs one pytest worker per core; one BLAS thread per worker keeps them from fighting
 # over the cores (override with `make test BLAS_THREADS=2`).

@@ -349,7 +349,6 @@ def measure_adaptive(fns, target_rel_halfwidth=0.02, confidence=0.95, min_sample
                                  gc.isenabled(), elapsed_s, confidence, values[:start], drift)
             for name, values in samples.items()}
 
-
 # %% [markdown]
 # ### Check the clock
 #
@@ -817,7 +816,6 @@ def coverage_of(interval_fn, sampler, truth, n, trials, seed):
     low, high = interval_fn(samples)[:2]
     return float(np.mean((np.asarray(low) <= truth) & (truth <= np.asarray(high))))
 
-
 # %% [markdown]
 # ### Check the statistics against hand-computed values and scipy
 
@@ -853,6 +851,28 @@ for n in (5, 10, 30):
     print(f"n={n:>2}: mean t-interval covers {np.mean((t_lo <= true_mean) & (true_mean <= t_hi)):.1%}, "
           f"z-interval {np.mean((z_lo <= true_mean) & (true_mean <= z_hi)):.1%}, "
           f"median order-statistic interval {np.mean((m_lo <= true_median) & (true_median <= m_hi)):.1%}")
+
+# %% [markdown]
+# ### Graded tests: statistics
+#
+# Each checks your implementation against an independent oracle. It sits right here, before any
+# later cell imports the package's version of the same name.
+
+# %% nbgrader={"grade": true, "grade_id": "test-t-interval", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_x = np.random.default_rng(5).lognormal(0, 0.4, 12)
+_lo, _hi = scipy_stats.t.interval(0.9, 11, loc=_x.mean(), scale=scipy_stats.sem(_x))
+assert np.allclose(t_interval(_x, confidence=0.9), (_lo, _hi))
+assert t_interval([4.0]) == (4.0, 4.0)
+
+# %% nbgrader={"grade": true, "grade_id": "test-prob-less", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_a, _b = np.array([1.0, 3.0, 3.0, 7.0]), np.array([2.0, 3.0, 8.0])
+_brute = np.mean([(x < y) + 0.5 * (x == y) for x in _a for y in _b])
+assert np.isclose(prob_less(_a, _b), _brute) and np.isclose(prob_less(_b, _a), 1 - _brute)
+
+# %% nbgrader={"grade": true, "grade_id": "test-holm", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_adjusted = holm([0.01, 0.04, np.nan, 0.03])
+assert np.allclose(_adjusted[[0, 3, 1]], [0.03, 0.06, 0.06]) and np.isnan(_adjusted[2])
+assert np.allclose(holm([0.5, 0.6]), [1.0, 1.0])
 
 # %% [markdown]
 # ## Part 3: `BenchmarkResult` and `compare_results`
@@ -1162,7 +1182,6 @@ def geometric_mean(values):
         raise ValueError(f"a geometric mean needs positive finite values, got {v.tolist()}")
     return float(math.exp(np.log(v).mean()))
 
-
 # %% [markdown]
 # ### Check results and comparisons
 
@@ -1177,6 +1196,18 @@ print(compare_results(fast, slow))
 print(compare_results(fast, same))
 assert compare_results(fast, slow).significant and not compare_results(fast, same).significant
 assert np.isclose(mcnemar_p([1] * 8 + [0] * 2, [0] * 8 + [1] * 2), 112 / 1024)
+
+# %% [markdown]
+# ### Graded tests: McNemar
+#
+# Each checks your implementation against an independent oracle. It sits right here, before any
+# later cell imports the package's version of the same name.
+
+# %% nbgrader={"grade": true, "grade_id": "test-mcnemar", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+_a = np.array([1] * 6 + [0] * 1 + [1] * 20)
+_b = np.array([0] * 6 + [1] * 1 + [1] * 20)
+assert np.isclose(mcnemar_p(_a, _b), scipy_stats.binomtest(6, 7, 0.5).pvalue)
+assert mcnemar_p(_a, _a) == 1.0
 
 # %% [markdown]
 # ## Part 4: `Benchmark`, several models on the same data
@@ -1566,7 +1597,6 @@ def best_model(table):
                       f"{', '.join(tied)} {'is' if len(tied) == 1 else 'are'} not significantly worse (Holm-adjusted)")
     return best, f"{best} is best on {table.attrs['metric']}, significantly ahead of every other model (Holm-adjusted)"
 
-
 # %% [markdown]
 # ### Check the benchmark on the reference models
 #
@@ -1592,6 +1622,22 @@ with pd.option_context("display.width", 160, "display.float_format", "{:.4g}".fo
 for metric in ("latency", "accuracy"):
     print(best_model(bench.compare_models(metric))[1])
 assert bench.results["accuracy"]["digits_cnn"].mean > 0.95
+
+# %% [markdown]
+# ### Graded tests: predicted labels
+#
+# Each checks your implementation against an independent oracle. It sits right here, before any
+# later cell imports the package's version of the same name.
+
+# %% nbgrader={"grade": true, "grade_id": "test-predicted-labels", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert predicted_labels(np.array([[0.1, 0.9], [2.0, 1.0]]), 2, 2, "m").tolist() == [1, 0]
+assert predicted_labels(np.array([1.0, 0.0]), 2, 2, "m").tolist() == [1, 0]
+for _bad in (np.array([[np.nan, 1.0], [0.0, 1.0]]), np.zeros((3, 2)), np.zeros((2, 1)), np.array([0.5, 1.0])):
+    try:
+        predicted_labels(_bad, 2, 2, "m")
+        raise AssertionError(f"predicted_labels accepted {_bad.tolist()}")
+    except ValueError:
+        pass
 
 # %% [markdown]
 # ## Part 5: energy, from counters or not at all
@@ -2133,7 +2179,6 @@ def estimate_energy(latency_s, watts, source):
             "method": f"estimate, not a measurement: assumes {float(watts):.4g} W ({source}) drawn for the whole "
                       f"call; no energy counter was read"}
 
-
 # %% [markdown]
 # ### Check energy on this machine
 
@@ -2142,6 +2187,16 @@ assert counter_delta(100, 250, 1000) == 150 and counter_delta(900, 50, 1000) == 
 energy_here = measure_energy(lambda: sum(range(1000)), windows=5)
 print({k: energy_here[k] for k in ("available", "reason") if k in energy_here} if not energy_here["available"]
       else {k: energy_here[k] for k in ("joules_per_call", "method")})
+
+# %% [markdown]
+# ### Graded tests: counter wrap-around
+#
+# Each checks your implementation against an independent oracle. It sits right here, before any
+# later cell imports the package's version of the same name.
+
+# %% nbgrader={"grade": true, "grade_id": "test-counter-delta", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+assert counter_delta(10, 10, 100) == 0 and counter_delta(10, 60, 100) == 50
+assert counter_delta(90, 5, 100) == 15
 
 # %% [markdown]
 # ## Part 6: the suite, the Pareto frontier and the report
@@ -2533,6 +2588,19 @@ def new_run_dir(out_dir, stem="run", clock=None):
         return path
     raise FileExistsError(f"{out_dir} already has 9999 runs named {base}*; clean it up or use another stem")
 
+# %% [markdown]
+# ### Graded tests: Pareto frontier
+#
+# Each checks your implementation against an independent oracle. It sits right here, before any
+# later cell imports the package's version of the same name.
+
+# %% nbgrader={"grade": true, "grade_id": "test-pareto-front", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+_g = np.random.default_rng(9)
+_x, _y = _g.integers(0, 6, 40).astype(float), _g.integers(0, 6, 40).astype(float)
+_mask = pareto_front(_x, _y, minimize=(True, False))
+_brute = [not any((_x[j] <= _x[i] and _y[j] >= _y[i]) and (_x[j] < _x[i] or _y[j] > _y[i]) for j in range(40))
+          for i in range(40)]
+assert _mask.tolist() == _brute
 
 # %%
 #| export benchmarking.suite
@@ -2877,7 +2945,6 @@ def _technique_recommendations(rows, efficiency):
                        "among models that are significantly faster or smaller without a significant accuracy loss"),
             "no optimized model is significantly faster or smaller without a significant accuracy loss"),
     }
-
 
 # %% [markdown]
 # ### Check the frontier and write a report
@@ -3334,7 +3401,6 @@ def load_speech_commands(root, split="test", seed=0, features="mfcc"):
     waves = np.stack(clips)
     X = mfcc(waves)[:, None] if features == "mfcc" else waves.astype(np.float32)
     return X, np.asarray(labels, dtype=np.int64)
-
 
 # %%
 #| export benchmarking.tasks
@@ -3885,7 +3951,6 @@ def install_reference(name, seed=0, log=None):
     zoo._atomic_write(tinymlperf_dir() / "manifest.json", lambda handle: handle.write(text.encode("utf-8")))
     return {**info, "path": str(path), "sha256": digest, "replaced": replaced}
 
-
 # %%
 #| export benchmarking.mlperf
 import numbers
@@ -4038,7 +4103,6 @@ class TinyMLPerf:
         atomic_write_text(summary, text, overwrite=overwrite)
         return path, summary
 
-
 # %% [markdown]
 # ### Check TinyMLPerf on one task
 #
@@ -4084,7 +4148,6 @@ class OlympicEvent(Enum):
     ACCURACY_CONTEST = "accuracy_contest"
     ALL_AROUND = "all_around"
     EXTREME_PUSH = "extreme_push"
-
 
 # %% [markdown]
 # ### Check the recommendations
@@ -4399,57 +4462,6 @@ def format_selfcheck(result):
     lines.append(f"{len(rows) - failed}/{len(rows)} checks passed in {result['elapsed_s']:.1f} s "
                  f"({'quick' if result['quick'] else 'full'} run, seed {result['seed']}): {result['note']}")
     return "\n".join(lines)
-
-
-# %% [markdown]
-# ## Graded tests
-#
-# Each cell checks one of your implementations against an independent oracle (scipy, brute
-# force, hand-computed values).
-
-# %% nbgrader={"grade": true, "grade_id": "test-t-interval", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_x = np.random.default_rng(5).lognormal(0, 0.4, 12)
-_lo, _hi = scipy_stats.t.interval(0.9, 11, loc=_x.mean(), scale=scipy_stats.sem(_x))
-assert np.allclose(t_interval(_x, confidence=0.9), (_lo, _hi))
-assert t_interval([4.0]) == (4.0, 4.0)
-
-# %% nbgrader={"grade": true, "grade_id": "test-prob-less", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_a, _b = np.array([1.0, 3.0, 3.0, 7.0]), np.array([2.0, 3.0, 8.0])
-_brute = np.mean([(x < y) + 0.5 * (x == y) for x in _a for y in _b])
-assert np.isclose(prob_less(_a, _b), _brute) and np.isclose(prob_less(_b, _a), 1 - _brute)
-
-# %% nbgrader={"grade": true, "grade_id": "test-holm", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_adjusted = holm([0.01, 0.04, np.nan, 0.03])
-assert np.allclose(_adjusted[[0, 3, 1]], [0.03, 0.06, 0.06]) and np.isnan(_adjusted[2])
-assert np.allclose(holm([0.5, 0.6]), [1.0, 1.0])
-
-# %% nbgrader={"grade": true, "grade_id": "test-mcnemar", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-_a = np.array([1] * 6 + [0] * 1 + [1] * 20)
-_b = np.array([0] * 6 + [1] * 1 + [1] * 20)
-assert np.isclose(mcnemar_p(_a, _b), scipy_stats.binomtest(6, 7, 0.5).pvalue)
-assert mcnemar_p(_a, _a) == 1.0
-
-# %% nbgrader={"grade": true, "grade_id": "test-predicted-labels", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-assert predicted_labels(np.array([[0.1, 0.9], [2.0, 1.0]]), 2, 2, "m").tolist() == [1, 0]
-assert predicted_labels(np.array([1.0, 0.0]), 2, 2, "m").tolist() == [1, 0]
-for _bad in (np.array([[np.nan, 1.0], [0.0, 1.0]]), np.zeros((3, 2)), np.zeros((2, 1)), np.array([0.5, 1.0])):
-    try:
-        predicted_labels(_bad, 2, 2, "m")
-        raise AssertionError(f"predicted_labels accepted {_bad.tolist()}")
-    except ValueError:
-        pass
-
-# %% nbgrader={"grade": true, "grade_id": "test-counter-delta", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-assert counter_delta(10, 10, 100) == 0 and counter_delta(10, 60, 100) == 50
-assert counter_delta(90, 5, 100) == 15
-
-# %% nbgrader={"grade": true, "grade_id": "test-pareto-front", "locked": true, "points": 3, "schema_version": 3, "solution": false}
-_g = np.random.default_rng(9)
-_x, _y = _g.integers(0, 6, 40).astype(float), _g.integers(0, 6, 40).astype(float)
-_mask = pareto_front(_x, _y, minimize=(True, False))
-_brute = [not any((_x[j] <= _x[i] and _y[j] >= _y[i]) and (_x[j] < _x[i] or _y[j] > _y[i]) for j in range(40))
-          for i in range(40)]
-assert _mask.tolist() == _brute
 
 # %% [markdown]
 # ## Summary

@@ -57,7 +57,7 @@ def test_bench_profiler_prints_roofline_and_latency_checks(tree, tito, tmp_path,
 
 def test_bench_optimization_prints_measured_targets(tree, tito):
     out = tito(tree, "bench", "optimization", "quantization", "compression", check=0).stdout
-    assert re.search(r"int8 per-channel stores \d+ parameter bytes against 24360 for float32: [\d.]+x smaller", out)
+    assert re.search(r"int8 per-channel \+ calibration stores \d+ parameter bytes against 24360 for float32: [\d.]+x smaller", out)
     assert re.search(r"channels\+finetune: [\d.]+x faster than baseline \(95% CI [\d.]+-[\d.]+\)", out)
     proc = tito(tree, "bench", "optimization", "pruning", check=2)
     assert "unknown technique(s) pruning: valid choices are quantization, compression, acceleration" in proc.stderr

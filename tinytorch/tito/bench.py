@@ -117,3 +117,51 @@ def _print_report(name: str, module, say) -> None:
         say("Fusion (target: fused Linear+bias+ReLU measurably faster at batch 64):")
         for line in module.fusion_verdict(table):
             say(line)
+
+
+def _grade_copies(grader, example, copies, folder, say):
+    """Grade `copies` renamed copies of one example submission; (wall seconds, results)."""
+    import shutil
+    import time
+
+    subs = folder / f"subs-{copies}"
+    for k in range(copies):
+        shutil.copytree(example, subs / f"{example.name}{k:02d}")
+    start = time.perf_counter()
+    results = grader.grade_all(subs, folder / f"out-{copies}", seed=copies)
+    return time.perf_counter() - start, results
+
+
+def cmd_bench_olympics(args, tree, say) -> int:
+    """Issue 7's targets: grading time for one submission (all events) and for many, and score stability."""
+    import tempfile
+    from pathlib import Path
+
+    grader = importlib.import_module("tinytorch.tito.olympics.grader")
+    examples = Path(importlib.import_module("tinytorch").__file__).parent / "assets" / "olympics" / "examples"
+    example = examples / args.example
+    if not (example / "submission.py").is_file():
+        raise TitoError(f"no example submission {args.example!r} in {examples}", exit_code=2)
+    with tempfile.TemporaryDirectory(prefix="tito-bench-olympics-") as tmp:
+        folder = Path(tmp)
+        say(f"Grading copies of the {args.example!r} example (all five events), each in its own sandboxed process:")
+        first = None
+        for copies in args.counts:
+            wall, results = _grade_copies(grader, example, copies, folder, say)
+            statuses = sorted({r["status"] for r in results["submissions"].values()})
+            per = wall / copies
+            first = first or per
+            say(f"  {copies:>3} submission(s): {wall:6.1f} s wall, {per:5.1f} s per submission "
+                f"({per / first:.2f}x the per-submission time of the first row); statuses {statuses}")
+        say("Stability: the same submission graded twice (separate runs, fresh shuffles):")
+        runs = [_grade_copies(grader, example, 1, folder / f"twice-{k}", say)[1] for k in range(2)]
+        records = [next(iter(r["submissions"].values())) for r in runs]
+        for event in records[0]["scores"]:
+            a, b = (rec["scores"][event] for rec in records)
+            overlap = a["low"] <= b["high"] and b["low"] <= a["high"]
+            say(f"  {event}: {a['score']:.4g} [{a['low']:.4g}, {a['high']:.4g}] vs {b['score']:.4g} "
+                f"[{b['low']:.4g}, {b['high']:.4g}]: intervals {'overlap' if overlap else 'DO NOT overlap'}")
+        medals = [{event: next((e.get("medal") for e in r["rankings"][event]), None) for event in r["rankings"]}
+                  for r in runs]
+        say(f"  medals: {'same' if medals[0] == medals[1] else 'DIFFERENT'} ({medals[0]} / {medals[1]})")
+    return 0

@@ -1,0 +1,470 @@
+"""The sandboxed Olympics grader, tested with real misbehaving submissions graded by the real grader.
+
+The submissions are written into tmp_path by the tests (see SUBMISSIONS). Limits are short (timeout 10 s,
+1 GiB of address space, fewer latency rounds) so the whole file stays well under a minute on 2 cores.
+Timings are never asserted; latency checks compare intervals and ratios with generous noise margins.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tinytorch.data.loader import load_digits
+from tinytorch.tito.olympics import grader, protocol, sandbox
+from tinytorch.tito.olympics.grader import grade_all
+from tinytorch.tito.olympics.protocol import predicted_labels, read_state_file, timing_check
+from tinytorch.tito.olympics.sandbox import Limits
+
+LIMITS = Limits(timeout_s=10, memory_bytes=2**30, latency_rounds=12, min_rounds=6, min_request_ms=5,
+                latency_budget_s=3)
+ALL_EVENTS = ["latency_sprint", "memory_challenge", "accuracy_contest", "all_around", "extreme_push"]
+
+GOOD = """
+from tinytorch.models.zoo import load_model
+
+print("prints go to stderr, never into the grading channel")
+
+def build_model():
+    return load_model("digits_cnn")
+"""
+SUBMISSIONS = {   # id: (submission.py source, status expected)
+    "good": (GOOD, "ok"),
+    "infinite_loop": ("while True:\n    pass\n\ndef build_model():\n    return None\n", "timeout"),
+    "memory_hog": ("""
+import numpy as np
+HOG = [np.empty(2**24) for _ in range(64)]  # 64 x 128 MiB of address space: far past the 1 GiB RLIMIT_AS
+
+def build_model():
+    return None
+""", "out of memory"),
+    "import_error": ("raise RuntimeError('boom at import')\n\ndef build_model():\n    return None\n", "crashed"),
+    "wrong_shape": ("""
+import numpy as np
+
+def build_model():
+    return lambda x: np.zeros((len(x), 3), np.float32)
+""", "invalid"),
+    "nan_outputs": ("""
+import numpy as np
+
+def build_model():
+    return lambda x: np.full((len(x), 10), np.nan, np.float32)
+""", "invalid"),
+    "timer_cheat": ("""
+import time
+from tinytorch.models.zoo import load_model
+
+_ns, _s = time.perf_counter_ns, time.perf_counter
+time.perf_counter_ns = lambda: _ns() // 1000     # report every duration 1000 times shorter
+time.perf_counter = lambda: _s() / 1000
+
+def build_model():
+    return load_model("digits_cnn")
+""", "ok"),
+    "writes_outside": ("""
+from pathlib import Path
+from tinytorch.models.zoo import load_model
+
+def build_model():
+    Path({target!r}).write_text("I escaped")
+    return load_model("digits_cnn")
+""", "invalid"),
+    "memoriser": ("""
+from pathlib import Path
+import numpy as np
+
+LABELS = np.load(Path(__file__).parent / "labels.npy")   # the test labels in the data's own order
+
+class Memoriser:
+    def __init__(self):
+        self.position = 0
+
+    def __call__(self, x):                        # answers by position: right only if the order is kept
+        out = LABELS[(self.position + np.arange(len(x))) % len(LABELS)]
+        self.position += len(x)
+        return out.astype(np.int64)
+
+    def state_dict(self):
+        return {"labels": LABELS}
+
+def build_model():
+    return Memoriser()
+""", "constraint not met"),
+}
+
+
+def write_submission(root, name, source, events=("latency_sprint",), **meta):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "submission.py").write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+    info = {"student_id": f"student_{name}", "events": list(events), "techniques": ["none"], "division": "closed", **meta}
+    (folder / "submission.json").write_text(json.dumps(info), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every fixture submission graded in one grade_all run: (results, submissions root, out_dir, progress lines)."""
+    base = tmp_path_factory.mktemp("olympics")
+    root, out = base / "submissions", base / "out"
+    for name, (source, _) in SUBMISSIONS.items():
+        source = source.replace("{target!r}", repr(str(root / "escaped.txt")))
+        events = ALL_EVENTS if name in ("good", "timer_cheat") else ("latency_sprint",)
+        write_submission(root, name, source, events)
+    np.save(root / "memoriser" / "labels.npy", load_digits("test").tensors[1].data)
+    lines, private_tmp = [], base / "tmp"
+    private_tmp.mkdir()
+    with pytest.MonkeyPatch.context() as patch:      # sandboxes go here, so the test can see they are removed
+        patch.setattr(tempfile, "tempdir", str(private_tmp))
+        results = grade_all(root, out, progress=lines.append, limits=LIMITS, seed=7)
+    return results, root, out, lines
+
+
+# ------------------------------------------------------------------ the real grading run
+def test_every_status_is_right(graded):
+    results = graded[0]
+    print("\n".join(graded[3]))
+    got = {sub_id: record["status"] for sub_id, record in results["submissions"].items()}
+    assert got == {name: status for name, (_, status) in SUBMISSIONS.items()}, \
+        {k: results["submissions"][k]["reason"] for k in got}
+    assert results["errors"] == []
+
+
+def test_failure_reasons_name_the_cause(graded):
+    subs = graded[0]["submissions"]
+    assert "10 s limit" in subs["infinite_loop"]["reason"]
+    assert "MemoryError" in subs["memory_hog"]["reason"]
+    assert "RuntimeError" in subs["import_error"]["reason"] and "boom at import" in subs["import_error"]["reason"]
+    assert "submission.py" in subs["import_error"]["reason"]            # the traceback's last lines
+    assert "shape (64, 3)" in subs["wrong_shape"]["reason"]
+    assert "NaN or infinite" in subs["nan_outputs"]["reason"]
+    assert "wrote outside its folder" in subs["writes_outside"]["reason"]
+    assert str(graded[1] / "escaped.txt") in subs["writes_outside"]["reason"]
+    for failed in ("infinite_loop", "memory_hog", "import_error", "wrong_shape", "nan_outputs"):
+        assert subs[failed]["scores"] == {} and subs[failed]["measurement"] is None
+    assert subs["writes_outside"]["scores"] == {}                       # measured, kept, but not scored
+    assert sum(subs["writes_outside"]["measurement"]["correct"]) == 354
+
+
+def test_good_submission_matches_its_baseline(graded):
+    record = graded[0]["submissions"]["good"]
+    m, b = record["measurement"], record["baseline"]
+    assert m["correct"] == b["correct"] and sum(m["correct"]) == 354 and len(m["correct"]) == 359  # the zoo's 354/359
+    assert m["parameter_bytes"] == b["parameter_bytes"] == 24360                                 # 6090 float32
+    assert m["serialized_bytes"] == b["serialized_bytes"] > 24360
+    assert len(m["latency_ms"]) == len(b["latency_ms"]) >= LIMITS.min_rounds
+    assert set(record["scores"]) == set(ALL_EVENTS)
+    assert record["scores"]["memory_challenge"]["score"] == 1.0
+    assert record["scores"]["accuracy_contest"]["score"] == pytest.approx(354 / 359)
+    speed = record["scores"]["latency_sprint"]
+    assert speed["low"] <= speed["score"] <= speed["high"] and 0.5 < speed["score"] < 2.0
+    assert record["timing_check"]["flagged"] is False, record["timing_check"]
+    assert record["isolation"]["network"] in (sandbox.NAMESPACE, sandbox.SOCKETS_BLOCKED)
+
+
+def test_timer_patching_cheat_gains_nothing_and_is_flagged(graded):
+    subs = graded[0]["submissions"]
+    cheat, honest = subs["timer_cheat"], subs["good"]
+    # The same model as the baseline, timed by the parent in interleaved rounds: per-round ratios stay near 1
+    # (a believed self-report would have made it ~1000 times faster). Shared cores are noisy: margins are wide.
+    rounds = np.array(cheat["baseline"]["latency_ms"]) / np.array(cheat["measurement"]["latency_ms"])
+    assert 0.5 < np.median(rounds) < 2.0
+    assert cheat["scores"]["latency_sprint"]["high"] < 10 and honest["scores"]["latency_sprint"]["high"] < 10
+    check = cheat["timing_check"]
+    assert check["flagged"] is True
+    assert check["unexplained_ms"] > check["tolerance_ms"]
+    assert check["worker_request_ms_median"] < check["parent_request_ms_median"] / 100
+    assert any("patched" in reason for reason in check["reasons"])
+
+
+def test_memorising_cheat_scores_chance(graded):
+    record = graded[0]["submissions"]["memoriser"]
+    accuracy = np.mean(record["measurement"]["correct"])
+    assert accuracy < 0.3                          # ~0.1: the shuffle breaks answers by position
+    assert record["measurement"]["parameter_bytes"] == 359 * 8     # its labels table is its memory
+    assert "accuracy" in record["reason"]
+
+
+def test_outside_write_is_detected_and_other_submissions_unaffected(graded):
+    results, root, out, _ = graded
+    assert (root / "escaped.txt").exists()         # the write happened (no OS isolation), and was caught
+    assert not list(out.glob("escaped*"))
+
+
+def test_results_json_round_trips(graded):
+    results, _, out, _ = graded
+    on_disk = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert on_disk == results
+    assert on_disk["schema"] == grader.SCHEMA
+    assert set(on_disk["rules"]) == set(ALL_EVENTS)
+    assert on_disk["isolation"]["memory_limit_bytes"] == 2**30
+    for sub_id, record in on_disk["submissions"].items():
+        assert json.loads((out / "submissions" / f"{sub_id}.json").read_text()) == record
+        assert record["content_sha256"] and len(record["content_sha256"]) == 64
+
+
+def test_rankings_from_the_scores(graded):
+    ranking = graded[0]["rankings"]
+    sprint = {entry["id"]: entry for entry in ranking["latency_sprint"]}
+    assert set(sprint) == {"good", "timer_cheat", "memoriser"}
+    assert sprint["memoriser"]["rank"] is None and sprint["memoriser"]["eligible"] is False
+    assert sprint["good"]["rank"] is not None and sprint["good"]["medal"] in ("gold", "silver")
+    assert {e["id"] for e in ranking["memory_challenge"]} == {"good", "timer_cheat"}
+
+
+def test_the_leaderboard_survives_every_failure(graded):
+    from tinytorch.tito.olympics.leaderboard import render_leaderboard
+
+    results, _, out, _ = graded
+    written = render_leaderboard(out)
+    markdown = written["md"].read_text(encoding="utf-8")
+    for name, (_, status) in SUBMISSIONS.items():
+        assert name in markdown and status in markdown
+    assert written["html"].exists() and set(written["plots"]) == set(ALL_EVENTS)
+
+
+def test_cli_handler(graded, tmp_path):
+    import types
+
+    root = tmp_path / "subs"
+    write_submission(root, "crash", SUBMISSIONS["import_error"][0])
+    lines = []
+    args = types.SimpleNamespace(submissions=str(root), out=str(tmp_path / "out"), force=False, timeout=10)
+    assert grader.cmd_olympics_grade(args, types.SimpleNamespace(root=tmp_path), lines.append) == 0
+    assert lines[-1] == f"graded 1 submission(s): 1 crashed; results in {tmp_path / 'out' / 'results.json'}"
+
+
+def test_sandboxes_are_cleaned_up(graded):
+    assert list((graded[2].parent / "tmp").iterdir()) == []
+
+
+# ------------------------------------------------------------------ idempotent re-runs
+def test_rerun_keeps_unchanged_regrades_changed_and_loses_nothing(tmp_path):
+    root, out = tmp_path / "subs", tmp_path / "out"
+    write_submission(root, "a_crash", "raise ValueError('first')\ndef build_model():\n    return None\n")
+    write_submission(root, "b_shape", SUBMISSIONS["wrong_shape"][0])
+    first = grade_all(root, out, limits=LIMITS, seed=1)
+    lines = []
+    second = grade_all(root, out, limits=LIMITS, seed=1, progress=lines.append)
+    assert sum("kept" in line for line in lines) == 2
+    assert second["submissions"] == first["submissions"]
+    (root / "a_crash" / "submission.py").write_text("raise ValueError('second')\ndef build_model():\n    return None\n")
+    lines.clear()
+    third = grade_all(root, out, limits=LIMITS, seed=1, progress=lines.append)
+    assert "second" in third["submissions"]["a_crash"]["reason"]
+    assert third["submissions"]["b_shape"] == first["submissions"]["b_shape"]
+    assert sum("kept" in line for line in lines) == 1
+    history = sorted(p.name for p in (out / "history").glob("results-*.json"))
+    assert len(history) == 2                                     # both earlier results.json kept
+    old = list((out / "history" / "submissions").glob("a_crash-*.json"))
+    assert len(old) == 1 and "first" in json.loads(old[0].read_text())["reason"]
+    forced = grade_all(root, out, limits=LIMITS, seed=1, force=True, progress=lines.append)
+    assert forced["submissions"]["b_shape"]["graded_at"] >= first["submissions"]["b_shape"]["graded_at"]
+
+
+def test_archives_are_unpacked_and_graded(tmp_path):
+    from tinytorch.tito.olympics.submission import pack
+
+    root, elsewhere = tmp_path / "subs", tmp_path / "src"
+    root.mkdir()
+    pack(write_submission(elsewhere, "zipped", SUBMISSIONS["import_error"][0]), root / "zipped.zip")
+    (root / "broken.zip").write_bytes(b"not a zip at all")
+    results = grade_all(root, tmp_path / "out", limits=LIMITS, seed=2)
+    subs = results["submissions"]
+    assert subs["zipped"]["status"] == "crashed" and "boom at import" in subs["zipped"]["reason"]
+    assert subs["broken"]["status"] == "invalid" and "not a zip archive" in subs["broken"]["reason"]
+    again = grade_all(root, tmp_path / "out", limits=LIMITS, seed=2)
+    assert again["submissions"]["zipped"] == subs["zipped"]      # unchanged archive content: kept
+    assert not list(tmp_path.glob("tmp*")) and (root / "zipped.zip").exists()
+
+
+def test_malformed_previous_results_are_not_overwritten(tmp_path):
+    root, out = tmp_path / "subs", tmp_path / "out"
+    root.mkdir()
+    out.mkdir()
+    (out / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="results.json"):
+        grade_all(root, out, limits=LIMITS)
+    assert (out / "results.json").read_text() == "{not json"
+
+
+@pytest.mark.parametrize("method", ["probed", "sockets"])
+def test_network_is_unreachable(tmp_path, monkeypatch, method):
+    if method == "sockets":     # the weaker fallback, as on a machine without usable network namespaces
+        monkeypatch.setattr(grader, "network_method",
+                            lambda: sandbox.NetworkIsolation(sandbox.SOCKETS_BLOCKED, (), "forced by the test"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    write_submission(tmp_path, "net", f"""
+import socket
+socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"leak")
+
+def build_model():
+    return None
+""")
+    record = grader.grade_submission(tmp_path / "net", limits=LIMITS, seed=0)
+    assert record["status"] == "crashed", record["reason"]
+    if method == "sockets":
+        assert record["isolation"]["network"] == sandbox.SOCKETS_BLOCKED
+        assert "network access is disabled" in record["reason"]
+    assert any(word in record["reason"] for word in ("Network is unreachable", "network access is disabled"))
+    with pytest.raises(socket.timeout):
+        listener.accept()
+    listener.close()
+
+
+def test_invalid_submission_json_is_invalid_without_running(tmp_path):
+    folder = write_submission(tmp_path, "bad", GOOD, events=("no_such_event",))
+    record = grader.grade_submission(folder, limits=LIMITS, seed=0)
+    assert record["status"] == "invalid" and "no_such_event" in record["reason"]
+    assert record["isolation"] is None             # never launched
+
+
+# ------------------------------------------------------------------ pure parts, against hand-made inputs
+def test_predicted_labels():
+    scores = np.array([[0.1, 0.9] + [0] * 8, [2.0] + [0] * 9], np.float32)
+    assert predicted_labels(scores, 2).tolist() == [1, 0]
+    assert predicted_labels(np.array([3, 9]), 2).tolist() == [3, 9]
+    for bad, words in ((np.zeros((2, 3)), "shape (2, 3)"), (np.array([0.0, 1.0]), "integer class labels"),
+                       (np.array([1, 10]), "0..9"), (np.full((2, 10), np.inf), "NaN or infinite"),
+                       (np.zeros((3, 10)), "batch of 2")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            predicted_labels(bad, 2)
+
+
+def test_timing_check_numbers():
+    rows = lambda gaps, wall=10_000_000: [(0, wall, g, wall - g) for g in gaps]   # worker window inside
+    honest = {"sub": {"calls": 5, "rows": rows([300_000] * 4)}, "base": {"calls": 5, "rows": rows([200_000] * 4)}}
+    check = timing_check(honest, [50_000] * 3)
+    # the worker window is [g, wall - g]: gap = 2 g, 0.6 ms against the baseline's 0.4 ms
+    assert check["unexplained_ms"] == pytest.approx(0.2) and check["gap_ms_median"] == pytest.approx(0.6)
+    assert check["tolerance_ms"] == pytest.approx(1.0) and check["flagged"] is False
+    assert check["ipc_ping_ms_median"] == pytest.approx(0.05)
+    cheat = {**honest, "sub": {"calls": 5, "rows": [(0, 10_000_000, 10, 20)] * 4}}
+    check = timing_check(cheat, [50_000])
+    assert check["flagged"] and check["unexplained_ms"] == pytest.approx(9.99999 - 0.4)
+    assert check["outside_parent_window"] == 0
+    liar = {**honest, "sub": {"calls": 5, "rows": [(100, 200, 50, 300)] * 2}}   # claims more than the parent saw
+    check = timing_check(liar, [1])
+    assert check["worker_exceeds_parent"] == 2 and check["outside_parent_window"] == 2 and check["flagged"]
+
+
+def test_read_state_file(tmp_path):
+    path = tmp_path / "state.npz"
+    np.savez(path, w=np.zeros((3, 4), np.float32), q=np.zeros(5, np.int8))
+    got = read_state_file(path, 2**20)
+    assert got == {"parameter_bytes": 3 * 4 * 4 + 5, "serialized_bytes": path.stat().st_size, "entries": 2}
+    np.savez_compressed(tmp_path / "small.npz", w=np.zeros(1000))
+    with pytest.raises(ValueError, match="compressed"):
+        read_state_file(tmp_path / "small.npz", 2**20)
+    np.savez(tmp_path / "obj.npz", o=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a valid np.savez"):
+        read_state_file(tmp_path / "obj.npz", 2**20)
+    os.symlink(path, tmp_path / "link.npz")
+    with pytest.raises(ValueError, match="could not be opened"):
+        read_state_file(tmp_path / "link.npz", 2**20)
+    with pytest.raises(ValueError, match="at most 10 bytes"):
+        read_state_file(path, 10)
+
+
+def test_protocol_round_trip_and_refusals():
+    read_fd, write_fd = os.pipe()
+    try:
+        protocol.send(write_fd, {"op": "predict", "seq": 3}, [np.arange(6, dtype=np.float32).reshape(2, 3)])
+        header, arrays = protocol.recv(read_fd, time.perf_counter() + 5)
+        assert header == {"op": "predict", "seq": 3} and arrays[0].tolist() == [[0, 1, 2], [3, 4, 5]]
+        with pytest.raises(protocol.ChannelTimeout):
+            protocol.recv(read_fd, time.perf_counter() + 0.05)
+        os.write(write_fd, (10**9).to_bytes(8, "big"))
+        with pytest.raises(protocol.ProtocolError, match="limit"):
+            protocol.recv(read_fd, time.perf_counter() + 5)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    with pytest.raises(TypeError, match="numeric"):
+        protocol.encode({}, [np.array([object()])])
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(protocol.ProtocolError, match="allow_pickle=False"):
+        protocol.decode_array(pickled.getvalue())
+    with pytest.raises(protocol.ProtocolError, match="npy"):
+        protocol.decode_array(b"\x80\x04pickle")
+
+
+def test_snapshot_and_changes(tmp_path):
+    (tmp_path / "a").write_text("1")
+    (tmp_path / "skip").mkdir()
+    before = sandbox.snapshot([tmp_path], skip=[tmp_path / "skip"])
+    (tmp_path / "b").write_text("2")
+    (tmp_path / "a").write_text("11")
+    (tmp_path / "skip" / "ignored").write_text("x")
+    after = sandbox.snapshot([tmp_path], skip=[tmp_path / "skip"])
+    assert sandbox.changes(before, after) == [f"changed {tmp_path / 'a'}", f"created {tmp_path / 'b'}"]
+
+
+def test_limits_are_checked():
+    with pytest.raises(ValueError, match="timeout_s"):
+        Limits(timeout_s=0)
+    with pytest.raises(ValueError, match="512 MiB"):
+        Limits(memory_bytes=2**20)
+    with pytest.raises(ValueError, match="min_rounds"):
+        Limits(latency_rounds=3, min_rounds=5)
+    assert "timeout_s=60.0" in repr(Limits())
+
+
+@pytest.mark.parametrize("source, status, words", [
+    ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", "out of memory", "SIGKILL (not sent by the grader)"),
+    ("import os\nos._exit(3)\n", "crashed", "exit code 3"),
+    ("import sys\nsys.exit(2)\n", "crashed", "sys.exit(2)"),
+    ("def build_model():\n    return 42\n", "invalid", "not callable"),
+    ("import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'\\xff' * 16)\n    except OSError:\n        pass\n",
+     "invalid", "broke the grading protocol"),
+    ("import numpy as np\ndef build_model():\n    return lambda x: np.zeros((len(x), 10), np.float32)\n",
+     "constraint not met", "memory cannot be measured"),
+])
+def test_workers_that_die_or_misbehave(tmp_path, source, status, words):
+    if "build_model" not in source:
+        source += "\ndef build_model():\n    return None\n"
+    record = grader.grade_submission(write_submission(tmp_path, "x", source), limits=LIMITS, seed=0)
+    assert record["status"] == status and words in record["reason"], record["reason"]
+
+
+def test_paused_worker_cannot_run(tmp_path):
+    """While the baseline is measured the submission's process group is stopped (state T), then resumed."""
+    box = sandbox.Sandbox(label="test")
+    worker = sandbox.WorkerProcess(box, ("zoo", "digits_cnn"), LIMITS, sandbox.network_method()).start()
+    try:
+        ready, _ = worker.receive(time.perf_counter() + 30)
+        assert ready["type"] == "ready"
+        state = lambda: open(f"/proc/{worker.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        with worker.paused():
+            time.sleep(0.05)
+            assert state() == "T"
+        time.sleep(0.05)
+        assert state() in ("S", "R")
+        reply, _, _, _ = worker.request({"op": "ping"}, deadline=time.perf_counter() + 10)
+        assert reply["type"] == "pong"
+    finally:
+        worker.stop()
+        assert box.cleanup() is None
+    assert worker.exit_description() == "exit code 0" and not box.root.exists()
+
+
+def test_a_failing_baseline_is_a_grader_error_not_a_status(tmp_path):
+    root = tmp_path / "subs"
+    write_submission(root, "fine", GOOD)
+    with pytest.raises(grader.GraderError, match="baseline"):
+        grader.grade_submission(root / "fine", baseline_name="no_such_model", limits=LIMITS, seed=0)
+    results = grade_all(root, tmp_path / "out", limits=LIMITS, seed=0, baseline_name="no_such_model")
+    assert results["submissions"] == {} and [e["id"] for e in results["errors"]] == ["fine"]
+    assert "no_such_model" in results["errors"][0]["error"]
