@@ -316,20 +316,70 @@ def check_measurement(measurement, name="measurement"):
     if (latency <= 0).any():
         raise ValueError(f"{name}['latency_ms'] must be positive durations, got {int((latency <= 0).sum())} "
                          "value(s) <= 0; pass measured per-call times")
+    sessions = measurement.get("latency_session")
+    if sessions is not None:
+        sessions = np.asarray(sessions)
+        if sessions.shape != latency.shape or sessions.dtype.kind not in "iu":
+            raise ValueError(f"{name}['latency_session'] must hold one integer session number per latency sample "
+                             f"({latency.size}), got shape {sessions.shape} and dtype {sessions.dtype}")
     return {"correct": _check_correct(measurement["correct"], f"{name}['correct']"), "latency_ms": latency,
+            "latency_session": sessions,
             "parameter_bytes": _check_bytes(measurement["parameter_bytes"], f"{name}['parameter_bytes']"),
             "serialized_bytes": _check_bytes(measurement["serialized_bytes"], f"{name}['serialized_bytes']")}
 
 # %%
 #| export capstone.scoring
-def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE):
+def _sessions(m, b):
+    """The shared session labels of a checked measurement and baseline, or None when they have none (or
+    differ: then the rounds were not measured together and no session structure can be used)."""
+    ms, bs = m.get("latency_session"), b.get("latency_session")
+    if ms is None or bs is None:
+        return None
+    if not np.array_equal(ms, bs):
+        raise ValueError("measurement and baseline latency_session labels differ: the rounds of both sides must "
+                         "be measured together (A B A B ...) in the same sessions")
+    return ms
+
+
+def session_ratio_ci(base_ms, sub_ms, sessions, confidence=CONFIDENCE, resamples=2000, seed=0):
+    """(low, high) of median(base)/median(sub) by a two-level (cluster) bootstrap: draw the sessions with
+    replacement, then the rounds of each drawn session with replacement, the submission and baseline
+    samples of a round kept together. Sessions are separate pairs of worker processes, so the interval
+    includes how much the speed of a fresh process varies, which resampling rounds alone would miss.
+    Source: Davison & Hinkley, Bootstrap Methods and their Application (1997), sec. 3.8."""
+    base, sub, labels = np.asarray(base_ms, float), np.asarray(sub_ms, float), np.asarray(sessions)
+    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    gen = np.random.default_rng(seed)
+    ratios = np.empty(resamples)
+    for r in range(resamples):
+        picked = [groups[k] for k in gen.integers(len(groups), size=len(groups))]
+        rows = np.concatenate([g[gen.integers(len(g), size=len(g))] for g in picked])
+        ratios[r] = np.median(base[rows]) / np.median(sub[rows])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
     """Speedup S = median(base_ms) / median(sub_ms) (> 1: the submission is faster).
 
     Interval: percentile bootstrap of the ratio of medians (stats.bootstrap_ratio_ci, paired when the
-    samples have equal lengths, as interleaved rounds do; seeded). p_value: two-sided Mann-Whitney U;
-    prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
+    samples have equal lengths, as interleaved rounds do; seeded); with `sessions` (the session number
+    of each round, shared by both sides) the two-level bootstrap of session_ratio_ci. p_value: two-sided
+    Mann-Whitney U; prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
+    Significant: p < 0.05 and the interval excludes 1.
     """
     cmp = compare_samples(base_ms, sub_ms, confidence=confidence, seed=seed)
+    method = cmp["method"]
+    if sessions is not None and len(np.unique(sessions)) > 1:
+        if len(sessions) != len(base_ms) or len(base_ms) != len(sub_ms):
+            raise ValueError(f"sessions must label every round of both sides: {len(sessions)} labels for "
+                             f"{len(base_ms)} baseline and {len(sub_ms)} submission samples")
+        low, high = session_ratio_ci(base_ms, sub_ms, sessions, confidence, seed=seed)
+        cmp = dict(cmp, ci_low=low, ci_high=high,
+                   significant=bool(cmp["p_value"] < 0.05 and (low > 1 or high < 1)))
+        method = (f"two-level bootstrap over {len(np.unique(sessions))} sessions of fresh worker processes "
+                  "and their rounds")
     if not cmp["significant"]:
         verdict = "no significant difference"
     else:
@@ -341,7 +391,7 @@ def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE):
             "n_base": cmp["n_a"], "n_sub": cmp["n_b"], "paired": cmp["paired"], "confidence": float(confidence),
             "resamples": cmp["resamples"], "seed": seed,
             "formula": "S = median(baseline latency_ms) / median(submission latency_ms)",
-            "method": f"ratio of medians, {cmp['method']}"}
+            "method": f"ratio of medians, {method}"}
 
 # %%
 #| export capstone.scoring
@@ -487,7 +537,7 @@ def _all_around(m, b, parts, seed):
     if base_acc == 0:
         raise ValueError("the baseline got no test example right (accuracy 0): accuracy relative to it is "
                          "undefined; check the baseline model and the labels")
-    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE)
+    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE, _sessions(m, b))
     a_low, a_high = _wilson(parts["accuracy"]["correct"], parts["accuracy"]["total"], JOINT_CONFIDENCE)
     c = parts["compression"]["value"]
     score = _geometric_mean([parts["speedup"]["value"], c, parts["accuracy"]["value"] / base_acc])
@@ -536,7 +586,7 @@ def event_score(event, measurement, baseline, rules=None, seed=0):
     if not isinstance(rules, EventRules) or rules.event is not event:
         raise ValueError(f"rules must be the EventRules of {event.value}, got {rules!r}; use rules_for({event.value!r})")
     m, b = check_measurement(measurement, "measurement"), check_measurement(baseline, "baseline")
-    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed),
+    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed, sessions=_sessions(m, b)),
              "compression": compression(baseline, measurement),
              "accuracy": accuracy_delta(m["correct"], b["correct"])}
     score, low, high, tiebreak, extra = _event_value(event, m, b, parts, seed)
@@ -729,7 +779,11 @@ for event, ranked in results.items():
 #   wall-clock timeout, a memory limit, a private working folder and no network where the OS
 #   allows it. The grader keeps the labels and its own clock: it sends the test inputs in a secret
 #   shuffled order, computes accuracy itself, and times the submission and the baseline
-#   alternately with its own clock, so patching timers or memorising answers gains nothing. Every
+#   alternately with its own clock, so patching timers or memorising answers gains nothing. It
+#   does so in three sessions, each with a fresh pair of worker processes: on a shared machine a
+#   process keeps the speed its memory layout and scheduling gave it for its whole life, so the
+#   speed-up interval (`session_ratio_ci`, a two-level bootstrap) must include how much that
+#   varies from one process to the next. Every
 #   submission ends with one status (ok, invalid, timeout, crashed, out of memory, constraint not
 #   met) and a reason; results are versioned JSON written atomically, and re-running is idempotent.
 # - `tito olympics leaderboard DIR` renders the rankings with medals as CSV, Markdown and HTML with

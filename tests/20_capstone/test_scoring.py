@@ -374,3 +374,32 @@ def test_score_all_rejects_bad_arguments():
 
 def test_constants():
     assert scoring.JOINT_CONFIDENCE == pytest.approx(0.975) and scoring.MEDALS[3] == "bronze"
+
+
+def test_session_bootstrap_widens_the_interval_when_processes_differ():
+    from tinytorch.capstone.scoring import session_ratio_ci, speedup
+
+    gen = np.random.default_rng(0)
+    offsets = [0.85, 1.0, 1.15]             # each fresh pair of processes runs at its own speed ratio
+    base = np.concatenate([gen.lognormal(0, 0.02, 30) * 2.0 for _ in offsets])
+    sub = np.concatenate([gen.lognormal(0, 0.02, 30) * 2.0 / f for f in offsets])
+    labels = np.repeat(np.arange(3), 30)
+    plain, grouped = speedup(base, sub), speedup(base, sub, sessions=labels)
+    assert plain["value"] == grouped["value"]
+    assert (grouped["high"] - grouped["low"]) > 3 * (plain["high"] - plain["low"])
+    assert grouped["low"] <= 0.9 and grouped["high"] >= 1.1 and "two-level" in grouped["method"]
+    assert session_ratio_ci(base, sub, labels, seed=1) == session_ratio_ci(base, sub, labels, seed=1)
+    one = speedup(base[:30], sub[:30], sessions=labels[:30])          # one session: the paired bootstrap
+    assert "two-level" not in one["method"]
+
+
+def test_session_labels_must_match_between_sides():
+    from tinytorch.capstone.scoring import event_score
+
+    m = {"correct": np.ones(20), "latency_ms": np.full(6, 1.0) + np.arange(6) * 0.01, "parameter_bytes": 10,
+         "serialized_bytes": 20, "latency_session": [0, 0, 0, 1, 1, 1]}
+    b = dict(m, latency_session=[0, 0, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="latency_session labels differ"):
+        event_score("latency_sprint", m, b)
+    with pytest.raises(ValueError, match="one integer session number per latency sample"):
+        event_score("latency_sprint", dict(m, latency_session=[0, 1]), b)

@@ -2,8 +2,9 @@
 # Source of truth: modules/20_capstone/capstone.py; regenerate with `tito export 20`.
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'JOINT_CONFIDENCE', 'MEDALS', 'STATUS_OK', 'STATUS_NOT_MET', 'check_measurement', 'speedup',
-           'compression', 'accuracy_delta', 'check_constraints', 'event_score', 'rank', 'medals', 'score_all']
+__all__ = ['CONFIDENCE', 'JOINT_CONFIDENCE', 'MEDALS', 'STATUS_OK', 'STATUS_NOT_MET', 'check_measurement', 'session_ratio_ci',
+           'speedup', 'compression', 'accuracy_delta', 'check_constraints', 'event_score', 'rank', 'medals',
+           'score_all']
 
 # %% ../../nbs/20_capstone.ipynb #23cca8b8
 """Olympic scoring: numbers in, numbers out. Every score is RELATIVE to the baseline model measured in
@@ -53,7 +54,7 @@ def _check_bytes(value, name):
                          "measured with tinytorch.profiling.profiler (parameter_bytes / serialized_bytes)")
     return int(value)
 
-# %% ../../nbs/20_capstone.ipynb #e1d4984c
+# %% ../../nbs/20_capstone.ipynb #c6a73b69
 def check_measurement(measurement, name="measurement"):
     """The validated core of a measurement dict: correct (bool array), latency_ms (positive float
     array), parameter_bytes and serialized_bytes (ints > 0). ValueError naming the bad key."""
@@ -68,19 +69,69 @@ def check_measurement(measurement, name="measurement"):
     if (latency <= 0).any():
         raise ValueError(f"{name}['latency_ms'] must be positive durations, got {int((latency <= 0).sum())} "
                          "value(s) <= 0; pass measured per-call times")
+    sessions = measurement.get("latency_session")
+    if sessions is not None:
+        sessions = np.asarray(sessions)
+        if sessions.shape != latency.shape or sessions.dtype.kind not in "iu":
+            raise ValueError(f"{name}['latency_session'] must hold one integer session number per latency sample "
+                             f"({latency.size}), got shape {sessions.shape} and dtype {sessions.dtype}")
     return {"correct": _check_correct(measurement["correct"], f"{name}['correct']"), "latency_ms": latency,
+            "latency_session": sessions,
             "parameter_bytes": _check_bytes(measurement["parameter_bytes"], f"{name}['parameter_bytes']"),
             "serialized_bytes": _check_bytes(measurement["serialized_bytes"], f"{name}['serialized_bytes']")}
 
-# %% ../../nbs/20_capstone.ipynb #c914b4a3
-def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE):
+# %% ../../nbs/20_capstone.ipynb #4f0e7dc0
+def _sessions(m, b):
+    """The shared session labels of a checked measurement and baseline, or None when they have none (or
+    differ: then the rounds were not measured together and no session structure can be used)."""
+    ms, bs = m.get("latency_session"), b.get("latency_session")
+    if ms is None or bs is None:
+        return None
+    if not np.array_equal(ms, bs):
+        raise ValueError("measurement and baseline latency_session labels differ: the rounds of both sides must "
+                         "be measured together (A B A B ...) in the same sessions")
+    return ms
+
+
+def session_ratio_ci(base_ms, sub_ms, sessions, confidence=CONFIDENCE, resamples=2000, seed=0):
+    """(low, high) of median(base)/median(sub) by a two-level (cluster) bootstrap: draw the sessions with
+    replacement, then the rounds of each drawn session with replacement, the submission and baseline
+    samples of a round kept together. Sessions are separate pairs of worker processes, so the interval
+    includes how much the speed of a fresh process varies, which resampling rounds alone would miss.
+    Source: Davison & Hinkley, Bootstrap Methods and their Application (1997), sec. 3.8."""
+    base, sub, labels = np.asarray(base_ms, float), np.asarray(sub_ms, float), np.asarray(sessions)
+    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    gen = np.random.default_rng(seed)
+    ratios = np.empty(resamples)
+    for r in range(resamples):
+        picked = [groups[k] for k in gen.integers(len(groups), size=len(groups))]
+        rows = np.concatenate([g[gen.integers(len(g), size=len(g))] for g in picked])
+        ratios[r] = np.median(base[rows]) / np.median(sub[rows])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
     """Speedup S = median(base_ms) / median(sub_ms) (> 1: the submission is faster).
 
     Interval: percentile bootstrap of the ratio of medians (stats.bootstrap_ratio_ci, paired when the
-    samples have equal lengths, as interleaved rounds do; seeded). p_value: two-sided Mann-Whitney U;
-    prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
+    samples have equal lengths, as interleaved rounds do; seeded); with `sessions` (the session number
+    of each round, shared by both sides) the two-level bootstrap of session_ratio_ci. p_value: two-sided
+    Mann-Whitney U; prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
+    Significant: p < 0.05 and the interval excludes 1.
     """
     cmp = compare_samples(base_ms, sub_ms, confidence=confidence, seed=seed)
+    method = cmp["method"]
+    if sessions is not None and len(np.unique(sessions)) > 1:
+        if len(sessions) != len(base_ms) or len(base_ms) != len(sub_ms):
+            raise ValueError(f"sessions must label every round of both sides: {len(sessions)} labels for "
+                             f"{len(base_ms)} baseline and {len(sub_ms)} submission samples")
+        low, high = session_ratio_ci(base_ms, sub_ms, sessions, confidence, seed=seed)
+        cmp = dict(cmp, ci_low=low, ci_high=high,
+                   significant=bool(cmp["p_value"] < 0.05 and (low > 1 or high < 1)))
+        method = (f"two-level bootstrap over {len(np.unique(sessions))} sessions of fresh worker processes "
+                  "and their rounds")
     if not cmp["significant"]:
         verdict = "no significant difference"
     else:
@@ -92,7 +143,7 @@ def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE):
             "n_base": cmp["n_a"], "n_sub": cmp["n_b"], "paired": cmp["paired"], "confidence": float(confidence),
             "resamples": cmp["resamples"], "seed": seed,
             "formula": "S = median(baseline latency_ms) / median(submission latency_ms)",
-            "method": f"ratio of medians, {cmp['method']}"}
+            "method": f"ratio of medians, {method}"}
 
 # %% ../../nbs/20_capstone.ipynb #cd1e0f35
 def compression(base_bytes, sub_bytes):
@@ -219,14 +270,14 @@ def _geometric_mean(values):
     """(v1 * ... * vk) ** (1/k) of values >= 0 (results.geometric_mean refuses 0; a bound can be 0)."""
     return float(np.prod(values) ** (1.0 / len(values)))
 
-# %% ../../nbs/20_capstone.ipynb #5cacad0f
+# %% ../../nbs/20_capstone.ipynb #40d5875b
 def _all_around(m, b, parts, seed):
     """G = (S * C * A / A_baseline) ** (1/3); bounds from S and A at 97.5% each (>= 95% jointly)."""
     base_acc = parts["accuracy"]["baseline_accuracy"]
     if base_acc == 0:
         raise ValueError("the baseline got no test example right (accuracy 0): accuracy relative to it is "
                          "undefined; check the baseline model and the labels")
-    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE)
+    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE, _sessions(m, b))
     a_low, a_high = _wilson(parts["accuracy"]["correct"], parts["accuracy"]["total"], JOINT_CONFIDENCE)
     c = parts["compression"]["value"]
     score = _geometric_mean([parts["speedup"]["value"], c, parts["accuracy"]["value"] / base_acc])
@@ -251,7 +302,7 @@ def _event_value(event, m, b, parts, seed):
         return score, low, high, None, {"joint_intervals": joint}
     return s["value"] * c["value"], s["low"] * c["value"], s["high"] * c["value"], None, {}   # EXTREME_PUSH
 
-# %% ../../nbs/20_capstone.ipynb #1d493657
+# %% ../../nbs/20_capstone.ipynb #cb92e3fb
 def event_score(event, measurement, baseline, rules=None, seed=0):
     """One submission's score in one event, with its interval and eligibility.
 
@@ -273,7 +324,7 @@ def event_score(event, measurement, baseline, rules=None, seed=0):
     if not isinstance(rules, EventRules) or rules.event is not event:
         raise ValueError(f"rules must be the EventRules of {event.value}, got {rules!r}; use rules_for({event.value!r})")
     m, b = check_measurement(measurement, "measurement"), check_measurement(baseline, "baseline")
-    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed),
+    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed, sessions=_sessions(m, b)),
              "compression": compression(baseline, measurement),
              "accuracy": accuracy_delta(m["correct"], b["correct"])}
     score, low, high, tiebreak, extra = _event_value(event, m, b, parts, seed)

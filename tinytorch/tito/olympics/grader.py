@@ -291,20 +291,49 @@ def latency_method(runs, limits, timer):
             "baseline_protection": "the submission's process group is stopped (SIGSTOP) while the baseline runs"}
 
 
-def _measure(session, x, y, rng):
-    """Run the whole exchange: (measurement, baseline, timing_check, latency_method) or an Outcome raised."""
+def _measure(new_session, x, y, rng):
+    """Run the whole exchange: (measurement, baseline, timing_check, latency_method) or an Outcome raised.
+
+    Latency is timed in Limits.latency_sessions sessions, each with a FRESH pair of worker processes: on a
+    shared machine each process lands on its own memory layout and scheduling luck, which shifts its speed by
+    several percent for its whole life, so one pair of processes cannot tell a real speed-up from the luck of
+    the draw. The samples carry their session number (latency_session), and scoring resamples sessions."""
     from tinytorch.utils.timing import measure_timer
 
-    base_sizes = session.start_baseline()
-    sub_sizes = session.start_submission()
-    correct, base_correct = session.accuracy(x, y, rng, NUM_CLASSES)
-    runs, pings = session.latency(np.ascontiguousarray(x[rng.integers(len(x))][None]))
+    session = new_session()
+    try:
+        base_sizes = session.start_baseline()
+        sub_sizes = session.start_submission()
+        correct, base_correct = session.accuracy(x, y, rng, NUM_CLASSES)
+        x1 = np.ascontiguousarray(x[rng.integers(len(x))][None])
+        sessions = [session.latency(x1)]
+    finally:
+        session.stop()
+    for _ in range(1, session.limits.latency_sessions):
+        session = new_session()
+        try:
+            session.start_baseline()
+            session.start_submission()
+            sessions.append(session.latency(x1))
+        finally:
+            session.stop()
     session.stage = "finishing"
-    measurement = {"correct": correct, "accuracy": float(correct.mean()), "latency_ms": _per_call_ms(runs["sub"]),
-                   **sub_sizes}
+    labels = [k for k, (runs, _) in enumerate(sessions) for _ in runs["sub"]["rows"]]
+    measurement = {"correct": correct, "accuracy": float(correct.mean()),
+                   "latency_ms": [v for runs, _ in sessions for v in _per_call_ms(runs["sub"])],
+                   "latency_session": labels, **sub_sizes}
     baseline = {"correct": base_correct, "accuracy": float(base_correct.mean()),
-                "latency_ms": _per_call_ms(runs["base"]), **base_sizes}
-    return measurement, baseline, protocol.timing_check(runs, pings), latency_method(runs, session.limits, measure_timer())
+                "latency_ms": [v for runs, _ in sessions for v in _per_call_ms(runs["base"])],
+                "latency_session": labels, **base_sizes}
+    runs, pings = sessions[0]
+    method = latency_method(runs, session.limits, measure_timer())
+    method.update(sessions=len(sessions), rounds=len(labels),
+                  calls_per_request=[r["sub"]["calls"] for r, _ in sessions],
+                  baseline_calls_per_request=[r["base"]["calls"] for r, _ in sessions])
+    checks = [protocol.timing_check(r, p) for r, p in sessions]
+    check = dict(checks[0], flagged=any(c["flagged"] for c in checks),
+                 reasons=[reason for c in checks for reason in c["reasons"]], sessions=checks)
+    return measurement, baseline, check, method
 
 
 def grade_submission(folder, data=None, baseline_name="digits_cnn", limits=None, seed=None, rules=None, watch=()):
@@ -347,15 +376,13 @@ def _sandboxed(record, folder, x, y, baseline_name, limits, seed, watch):
         skip = set().union(*(box.own_paths() for box in boxes))
         watched = list(dict.fromkeys(str(p) for p in [folder.parent, *watch, *(box.root for box in boxes)]))
         before = snapshot(watched, skip)
-        session = Session(boxes[0], boxes[1], baseline_name, limits, network)
         outcome = None
         try:
-            measured = _measure(session, x, y, np.random.default_rng(seed))
+            measured = _measure(lambda: Session(boxes[0], boxes[1], baseline_name, limits, network), x, y,
+                                np.random.default_rng(seed))
             record.update(zip(("measurement", "baseline", "timing_check", "latency_method"), measured))
         except Outcome as found:
             outcome = found
-        finally:
-            session.stop()
         written = changes(before, snapshot(watched, skip))
         if written:
             shown = "; ".join(written[:5]) + (f"; and {len(written) - 5} more" if len(written) > 5 else "")

@@ -51,13 +51,15 @@ class Limits:
     min_request_ms: float = 20.0            # calls per request are calibrated so a request lasts about this
     latency_budget_s: float = 15.0          # stop adding rounds after this long (once min_rounds are done)
     max_state_bytes: int = 512 * 2**20      # largest state_dict file the parent agrees to read
+    latency_sessions: int = 3               # fresh worker pairs timed one after the other (process-level replicates)
 
     def __post_init__(self):
         for name in ("timeout_s", "min_request_ms", "latency_budget_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise ValueError(f"Limits.{name} must be a positive number of seconds/ms, got {value!r}")
-        for name in ("memory_bytes", "file_bytes", "batch_size", "latency_rounds", "min_rounds", "max_state_bytes"):
+        for name in ("memory_bytes", "file_bytes", "batch_size", "latency_rounds", "min_rounds", "max_state_bytes",
+                     "latency_sessions"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be an int >= 1, got {value!r}")
