@@ -1242,18 +1242,13 @@ from tinytorch.benchmarking.stats import holm
 from tinytorch.benchmarking.timer import measure_adaptive
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import Tensor
-from tinytorch.profiling.profiler import inference_mode, parameter_bytes, serialized_bytes, traced_peak, count_parameters
+from tinytorch.profiling.profiler import (_check_int, count_parameters, inference_mode, parameter_bytes,
+                                         serialized_bytes, traced_peak)
 
 # %%
 #| export benchmarking.harness
 METRICS = {"latency": "latency_ms", "accuracy": "accuracy", "memory": "peak_memory_mib"}
 PREDICT_BATCH = 256
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 # %%
 #| export benchmarking.harness

@@ -5,7 +5,7 @@
 __all__ = ['METRICS', 'PREDICT_BATCH', 'name_models', 'dataset_arrays', 'forward', 'predict', 'predicted_labels', 'Benchmark',
            'best_model']
 
-# %% ../../nbs/19_benchmarking.ipynb #0c1cae19
+# %% ../../nbs/19_benchmarking.ipynb #d272dfe6
 import contextlib
 import numbers
 
@@ -17,17 +17,12 @@ from .stats import holm
 from .timer import measure_adaptive
 from ..core.layers import Module
 from ..core.tensor import Tensor
-from ..profiling.profiler import inference_mode, parameter_bytes, serialized_bytes, traced_peak, count_parameters
+from ..profiling.profiler import (_check_int, count_parameters, inference_mode, parameter_bytes,
+                                         serialized_bytes, traced_peak)
 
-# %% ../../nbs/19_benchmarking.ipynb #efa1ab90
+# %% ../../nbs/19_benchmarking.ipynb #ce70df47
 METRICS = {"latency": "latency_ms", "accuracy": "accuracy", "memory": "peak_memory_mib"}
 PREDICT_BATCH = 256
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 # %% ../../nbs/19_benchmarking.ipynb #bb426544
 def name_models(models):

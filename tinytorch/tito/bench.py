@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from .tree import TitoError, Tree
+from .tree import TitoError, Tree, exported_module
 from .zoo import accuracy_line, model_spec, zoo_module
 
 
@@ -89,11 +89,8 @@ def cmd_bench_optimization(args, tree: Tree, say) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 40):
         for name in chosen:
             module_name, what = OPTIMIZATION_REPORTS[name]
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
+            module = exported_module(module_name)
+            if module is None:
                 say(f"{name}: not exported yet ({module_name}); skipped")
                 continue
             say(f"== {name}: {what}")

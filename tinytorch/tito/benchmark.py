@@ -4,11 +4,10 @@ Thin wrappers: every number comes from tinytorch.benchmarking (the package the s
 """
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
-from .tree import TitoError, Tree, UsageError
+from .tree import TitoError, Tree, UsageError, exported_module
 from .zoo import zoo_module
 
 DEFAULT_MODELS = ("digits_cnn", "digits_cnn_int8", "digits_cnn_pruned", "digits_cnn_distilled")
@@ -16,12 +15,10 @@ DEFAULT_MODELS = ("digits_cnn", "digits_cnn_int8", "digits_cnn_pruned", "digits_
 
 def _benchmarking(name: str):
     module_name = f"tinytorch.benchmarking.{name}"
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module_name.startswith(exc.name):
-            raise
-        raise TitoError(f"{module_name} is not exported yet: it comes from module 19 (`tito module status`)") from exc
+    module = exported_module(module_name)
+    if module is None:
+        raise TitoError(f"{module_name} is not exported yet: it comes from module 19 (`tito module status`)")
+    return module
 
 
 def _digits_models(zoo, names):

@@ -21,6 +21,19 @@ class TitoError(Exception):
         self.exit_code = exit_code
 
 
+def exported_module(module_name: str):
+    """The generated module module_name, or None when it (or a package above it) is not exported yet in
+    this tree. A real import error inside an exported module propagates."""
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        return None
+
+
 class UsageError(TitoError):
     """Bad arguments (unknown module number, malformed range, ...): exit status 2."""
 

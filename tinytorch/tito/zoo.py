@@ -2,19 +2,16 @@
 evaluation live in the package (`tinytorch.models.zoo`, generated from module 09)."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from .tree import TitoError, Tree, UsageError
+from .tree import TitoError, Tree, UsageError, exported_module
 
 
 def zoo_module(tree: Tree):
-    try:
-        return importlib.import_module("tinytorch.models.zoo")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("tinytorch.models", "tinytorch.models.zoo"):
-            raise
-        raise TitoError("tinytorch.models.zoo is not exported yet: it comes from module 09 (`tito module status`)") from exc
+    zoo = exported_module("tinytorch.models.zoo")
+    if zoo is None:
+        raise TitoError("tinytorch.models.zoo is not exported yet: it comes from module 09 (`tito module status`)")
+    return zoo
 
 
 # Course modules that build optimized variants of the baselines (each has ZOO_VARIANTS,
@@ -24,14 +21,8 @@ VARIANT_PROVIDERS = ("tinytorch.optimization.quantization", "tinytorch.optimizat
 
 def _exported_providers():
     """(module name, module) of every variant provider that is exported in this tree."""
-    found = []
-    for module_name in VARIANT_PROVIDERS:
-        try:
-            found.append((module_name, importlib.import_module(module_name)))
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module_name.startswith(exc.name):
-                raise  # a real import error inside the provider, not a module that is missing
-    return found
+    found = [(module_name, exported_module(module_name)) for module_name in VARIANT_PROVIDERS]
+    return [(module_name, module) for module_name, module in found if module is not None]
 
 
 def _variant_provider(name: str):
