@@ -119,3 +119,97 @@ def test_wilson_interval_matches_scipy(correct, total):
 def test_digits_are_the_sklearn_digits():
     images, _ = load_digits("all", flatten=True).tensors
     assert images.data.shape[0] == sklearn_digits().data.shape[0] == 1797
+
+
+# --- what survives a change of machine ------------------------------------------------------------
+FINGERPRINT_KEYS = {"cpu_model", "machine", "python", "numpy", "blas"}
+BLAS_KEYS = {"library", "version", "kernel", "threads"}
+
+
+def test_every_manifest_entry_records_the_training_environment():
+    for name, entry in zoo.read_manifest().items():
+        env = entry["environment"]
+        assert FINGERPRINT_KEYS <= set(env) and BLAS_KEYS <= set(env["blas"]), name
+        assert env["numpy"].count(".") >= 1 and isinstance(env["blas"]["threads"], int), name
+        assert env["trained_at"].endswith("+00:00"), name
+
+
+def test_fingerprint_describes_this_process():
+    import platform
+
+    from threadpoolctl import threadpool_info
+
+    env = zoo.environment_fingerprint()
+    assert env["numpy"] == np.__version__ and env["machine"] == platform.machine()
+    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert (env["blas"]["library"], env["blas"]["threads"]) in {(p["internal_api"], p["num_threads"]) for p in pools}
+    assert zoo.fingerprint_differences(env, env) == []
+
+
+def test_fingerprint_differences_name_each_item():
+    here = {"cpu_model": "AMD EPYC", "machine": "x86_64", "python": "3.11.7", "numpy": "2.4.6",
+            "blas": {"library": "openblas", "version": "0.3.31", "kernel": "Haswell", "threads": 1}}
+    there = {**here, "cpu_model": "Intel Xeon", "blas": {**here["blas"], "kernel": "SkylakeX", "threads": 2}}
+    assert zoo.fingerprint_differences(there, here) == [
+        "CPU: AMD EPYC here, Intel Xeon in the manifest",
+        "BLAS kernel: Haswell here, SkylakeX in the manifest",
+        "BLAS threads: 1 here, 2 in the manifest",
+    ]
+    assert zoo.fingerprint_differences({**here, "python": "3.12.1"}, here) == []  # python does not round floats
+    for unrecorded in (None, {"python": "3.11.7", "numpy": "2.4.6", "machine": "x86_64"}):
+        (reason,) = zoo.fingerprint_differences(unrecorded, here)
+        assert "does not record the CPU and BLAS" in reason
+
+
+def test_a_forced_blas_kernel_is_seen_as_a_difference():
+    """OPENBLAS_CORETYPE picks another kernel: the fingerprint must notice (that is what changes bytes)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy; from tinytorch.models import zoo; "
+            "print(zoo.environment_fingerprint()['blas']['kernel'])")
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott"}
+    forced = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    own = zoo.environment_fingerprint()
+    if own["blas"]["library"] != "openblas":
+        pytest.skip(f"numpy uses {own['blas']['library']}, not OpenBLAS: OPENBLAS_CORETYPE does not apply")
+    assert forced and forced != own["blas"]["kernel"]
+    other = {**own, "blas": {**own["blas"], "kernel": forced}}
+    assert zoo.fingerprint_differences(other, own) == [f"BLAS kernel: {own['blas']['kernel']} here, {forced} in the manifest"]
+
+
+@pytest.fixture(scope="module")
+def retrained():
+    """digits_mlp and digits_cnn retrained with their recipes (a few seconds on 2 cores)."""
+    out = {}
+    for name in sorted(TARGETS):
+        report = zoo.train(name, log=lambda line: None)
+        out[name] = (report, zoo.weights_digest(report.model.state_dict()))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_retraining_agrees_with_the_shipped_accuracy(retrained, name):
+    """Holds on any machine: the accuracy within the stated tolerance, the Wilson intervals overlap."""
+    report, digest = retrained[name]
+    entry = zoo.read_manifest()[name]
+    check = zoo.compare_with_shipped(name, digest, report.test)
+    assert abs(report.test["accuracy"] - entry["test_accuracy"]) <= zoo.ACCURACY_TOLERANCE == check["tolerance"]
+    low, high = zoo.wilson_interval(entry["test_correct"], entry["test_total"])
+    assert report.test["ci_low"] <= high and low <= report.test["ci_high"]
+    assert check["within_tolerance"] and check["intervals_overlap"]
+    assert check["shipped"]["correct"] == entry["test_correct"]
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_retraining_gives_the_shipped_bytes_where_the_environment_matches(retrained, name):
+    """The exact hash is a fingerprint of the machine: asserted only where the fingerprint matches."""
+    report, digest = retrained[name]
+    entry = zoo.read_manifest()[name]
+    differences = zoo.fingerprint_differences(entry["environment"])
+    check = zoo.compare_with_shipped(name, digest, report.test)
+    assert check["differences"] == differences
+    if differences:
+        pytest.skip("this environment differs from the one that trained the shipped weights: " + "; ".join(differences))
+    assert digest == entry["sha256"] and check["identical"]

@@ -49,27 +49,77 @@ def test_tito_console_script_is_installed():
         assert command in proc.stdout
 
 
-def _freeze():
-    proc = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude", "pip", "--exclude", "tinytorch"],
-                          capture_output=True, text=True, check=True)
-    return {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
-            for line in proc.stdout.splitlines() if "==" in line}
+def _norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_requirements_pin_the_whole_working_set():
+def _pins():
     pinned = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)$", line.strip())
         if match:
-            pinned[match[1].lower().replace("_", "-")] = match[2]
+            pinned[_norm(match[1])] = match[2]
         else:
             assert not line.strip() or line.startswith("#"), f"not an exact pin: {line!r}"
-    installed = _freeze()
-    missing = {name: version for name, version in installed.items() if pinned.get(name) != version}
-    assert not missing, f"installed but not pinned (or pinned differently) in requirements.txt: {missing}"
+    return pinned
+
+
+def test_every_pinned_package_is_installed_at_its_pin():
+    """What else a developer installs in .venv (a linter, a profiler) does not matter; the pins do."""
+    wrong = {}
+    for name, version in _pins().items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed != version:
+            wrong[name] = f"pinned {version}, {installed}"
+    assert not wrong, f"requirements.txt pins that the venv does not hold (run `make venv`): {wrong}"
     direct = dict(re.match(r"([^=]+)==(.+)", req).groups() for req in _settings()["requirements"].split())
     for name, version in direct.items():
-        assert pinned[name.lower()] == version, f"settings.ini pins {name}=={version}, requirements.txt {pinned.get(name)}"
+        assert _pins()[_norm(name)] == version, f"settings.ini pins {name}=={version}, requirements.txt {_pins().get(_norm(name))}"
+
+
+def test_requirements_pin_the_whole_dependency_closure():
+    """Everything tinytorch's direct requirements pull in (by their installed metadata) is pinned,
+    so a fresh `make venv` installs exactly the working set the tests ran against."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    pinned, env = _pins(), default_environment()
+    todo = [_norm(Requirement(req).name) for req in _settings()["requirements"].split()]
+    seen, unpinned = set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in pinned:
+            unpinned.add(name)
+            continue
+        for text in metadata.requires(name) or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+                todo.append(_norm(req.name))
+    assert not unpinned, f"needed by the direct requirements but not pinned in requirements.txt: {sorted(unpinned)}"
+    assert len(seen) > 40  # the closure was really walked (nbgrader alone pulls in dozens)
+
+
+def test_a_developer_tool_in_the_venv_keeps_the_pin_checks_green(tmp_path):
+    """Simulates an extra package in the venv (a .dist-info on the path): the checks above only read the pins."""
+    dist = tmp_path / "devtool_extra-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: devtool-extra\nVersion: 1.0\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from importlib import metadata; "
+            "print(metadata.version('devtool-extra'))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "1.0"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                           f"{Path(__file__)}::test_every_pinned_package_is_installed_at_its_pin",
+                           f"{Path(__file__)}::test_requirements_pin_the_whole_dependency_closure"],
+                          capture_output=True, text=True, cwd=ROOT,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout[-2000:]
 
 
 def test_generated_files_carry_the_header_and_hand_written_code_stays_in_tito():

@@ -104,11 +104,32 @@ def cmd_zoo_train(args, tree: Tree, say) -> int:
             raise TitoError(f"{path} already exists; nothing was overwritten. Pass --out FILE")
         digest = zoo.save_weights(report.model, path)
         say(f"saved {path} (sha256 {digest})")
-    shipped = zoo.read_manifest().get(args.name)
-    if shipped and not args.install:
-        same = shipped["sha256"] == digest
-        say(f"identical to the shipped weights: {'yes' if same else 'no'} (shipped sha256 {shipped['sha256']})")
+    if not args.install:
+        say_comparison(zoo, args.name, digest, result, say)
     return 0 if result["accuracy"] >= spec.target else 1
+
+
+def say_comparison(zoo, name: str, digest: str, result: dict, say) -> None:
+    """Retrained against shipped: identical bytes, or why not, and the accuracy check that holds on
+    any machine (the recipe is right when the accuracy agrees, even where the bytes cannot)."""
+    check = zoo.compare_with_shipped(name, digest, result)
+    if check is None:
+        return
+    say(f"identical to the shipped weights: {'yes' if check['identical'] else 'no'} (shipped sha256 {check['shipped_sha256']})")
+    if not check["identical"]:
+        if check["differences"]:
+            say("  the bytes differ because this machine's environment differs from the one that trained the "
+                "shipped weights (float32 sums round differently):")
+            for reason in check["differences"]:
+                say(f"    {reason}")
+        else:
+            say("  the environment matches the manifest's, so the bytes should have been identical: "
+                "the recipe or the code changed since the weights were shipped")
+    shipped = check["shipped"]
+    verdict = ("agrees" if check["within_tolerance"] and check["intervals_overlap"] else "DISAGREES")
+    say(f"  test accuracy: retrained {accuracy_line(result)}; shipped {accuracy_line(shipped)}; "
+        f"difference {check['accuracy_difference'] * 100:+.2f} points, {verdict} (tolerance "
+        f"{check['tolerance'] * 100:.0f} points, intervals {'overlap' if check['intervals_overlap'] else 'do not overlap'})")
 
 
 def _train_variant(args, tree: Tree, zoo, say) -> int:
@@ -132,7 +153,5 @@ def _train_variant(args, tree: Tree, zoo, say) -> int:
             raise UsageError(f"{path} already exists; nothing was overwritten. Choose a new file name with --out")
         digest = zoo.save_weights(model, path)
         say(f"saved {path} (sha256 {digest})")
-        shipped = zoo.read_manifest().get(args.name)
-        if shipped:
-            say(f"identical to the shipped weights: {'yes' if shipped['sha256'] == digest else 'no'} (shipped sha256 {shipped['sha256']})")
+        say_comparison(zoo, args.name, digest, result, say)
     return 0 if result["accuracy"] >= target else 1
