@@ -1288,8 +1288,10 @@ for r in bench_results:
 # checksum and what was measured when it was trained. `load_model(name)` rebuilds the
 # architecture, checks the weights against the manifest and returns the model in eval mode;
 # `tito zoo eval NAME` prints its test accuracy with a Wilson 95% interval, and
-# `tito zoo train NAME` retrains it from scratch with the same recipe (and tells you whether the
-# result is bit-identical to the shipped weights). The code below is given, not an exercise: it
+# `tito zoo train NAME` retrains it from scratch with the same recipe and compares the result with
+# the shipped weights. The manifest also records the machine that trained them (CPU, BLAS kernel
+# and threads, numpy): float32 sums round differently elsewhere, so the bytes can only match
+# there, while the accuracy must agree everywhere. The code below is given, not an exercise: it
 # is the glue between the modules you wrote.
 
 # %%
@@ -1674,8 +1676,9 @@ for zoo_name, zoo_spec in ZOO.items():
 
 # %% [markdown]
 # Retraining `digits_mlp` from scratch takes a few seconds; with the same seed it reproduces the
-# shipped weights exactly on the machine that trained them (a different BLAS or thread count may
-# round differently, which the comparison below would show):
+# shipped weights exactly in the environment that trained them. Elsewhere (another CPU, BLAS
+# kernel or thread count) the cell prints what differs, and checks what must hold anyway: the test
+# accuracy within `ACCURACY_TOLERANCE` of the shipped one, with overlapping Wilson intervals.
 
 # %%
 mlp_report = train("digits_mlp", log=lambda line: None)
