@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("settings.ini", "setup.py", "Makefile", "requirements.txt", "README.md", ".gitignore", "pytest.ini",
-          "modules", "nbs", "tinytorch", "tests")
+          "modules", "nbs", "tinytorch", "tests", "docs")
 IGNORED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "tito", "notebooks")
 
 

@@ -206,7 +206,7 @@ def test_replace_keeps_the_old_copy_and_a_runaway_cell_times_out(graded, tmp_pat
 
 def test_clear_errors(graded, tmp_path):
     run, tree, course = graded["run"], graded["tree"], graded["course"]
-    missing = run(tree, "grade", "autograde", "--course", str(tmp_path / "nope"), "--submissions", str(tmp_path), check=1)
+    missing = run(tree, "grade", "autograde", "--course", str(tmp_path / "nope"), "--submissions", str(tmp_path), check=2)
     assert f"no course folder at {tmp_path / 'nope'}" in missing.stderr and "tito grade generate" in missing.stderr
     unknown = run(tree, "grade", "generate", "--course", str(tmp_path / "new"), "--modules", "99", check=2)
     assert "unknown module '99'" in unknown.stderr and "4 (losses)" in unknown.stderr
@@ -242,3 +242,34 @@ def test_own_imports_flags_a_notebook_importing_what_it_exports():
     assert own_imports(nb) == ["tinytorch.core.gadgets", "tinytorch.core.widgets"]
     nb.cells = nb.cells[:3]
     assert own_imports(nb) == []
+
+
+def _documented_example(text: str) -> list[str]:
+    """The `tito grade ...` command lines of a text (the --help epilog, or docs/grading.md)."""
+    import re
+
+    return re.findall(r"^\s*(tito grade \S.*?)\s*$", text, flags=re.M)
+
+
+def test_the_documented_example_works_as_written(graded, tmp_path):
+    """`tito grade --help` and docs/grading.md give the same three command lines; run as written from a fresh
+    instructor tree, with two students' notebooks collected where the docs say, they generate, grade and export."""
+    import shlex
+
+    helpers, run = _conftest(), graded["run"]
+    helped = run(graded["tree"], "grade", "--help", check=0).stdout
+    commands = _documented_example(helped)
+    assert [shlex.split(c)[2] for c in commands] == ["generate", "autograde", "export"], helped
+    documented = (ROOT / "docs" / "grading.md").read_text(encoding="utf-8")
+    assert _documented_example(documented) == commands
+    tree = helpers.copy_tree(tmp_path / "tree")
+    where = "../collected/<student_id>/module04/04_losses.ipynb"
+    assert where in helped and where in documented
+    _write(tmp_path / "collected" / "alice" / ASSIGNMENT / f"{SLUG}.ipynb", INSTRUCTOR)    # solved
+    _write(tmp_path / "collected" / "bob" / ASSIGNMENT / f"{SLUG}.ipynb", graded["blank"])  # untouched
+    outputs = [run(tree, *shlex.split(command)[1:], check=0).stdout for command in commands]
+    assert f"  alice/{ASSIGNMENT}: graded, {MAX:g} of {MAX:g} points" in outputs[1]
+    assert f"  bob/{ASSIGNMENT}: graded, 0 of {MAX:g} points" in outputs[1]
+    totals = {r["student_id"]: r["score"] for r in csv.DictReader((tmp_path / "grades.csv").open())
+              if r["level"] == "assignment"}
+    assert totals == {"alice": f"{MAX:g}", "bob": "0"}

@@ -468,3 +468,95 @@ def test_a_failing_baseline_is_a_grader_error_not_a_status(tmp_path):
     results = grade_all(root, tmp_path / "out", limits=LIMITS, seed=0, baseline_name="no_such_model")
     assert results["submissions"] == {} and [e["id"] for e in results["errors"]] == ["fine"]
     assert "no_such_model" in results["errors"][0]["error"]
+
+
+# ------------------------------------------------------------------ hostile input never stops the class
+def test_broken_submissions_beside_a_good_one_all_get_a_status(tmp_path, monkeypatch):
+    """One good submission (one event, one latency session: the only one that runs) among every kind of broken
+    input. Before the fix, the first one (a submission.json cut after its last line) raised IndexError out of
+    grade_all and nobody was graded."""
+    import zipfile
+    from pathlib import Path
+
+    from tinytorch.tito.olympics import submission
+
+    root = tmp_path / "subs"
+    good = write_submission(root, "good", GOOD)
+    text = (good / "submission.json").read_text()
+    write_submission(root, "a_truncated", GOOD)
+    (root / "a_truncated" / "submission.json").write_text(text.replace(", ", ",\n")[:-1] + "\n")  # cut, ends in \n
+    write_submission(root, "b_binary", GOOD)
+    (root / "b_binary" / "submission.json").write_bytes(bytes(range(256)))
+    write_submission(root, "c_empty", GOOD)
+    (root / "c_empty" / "submission.json").write_bytes(b"")
+    write_submission(root, "d_folder", GOOD)
+    (root / "d_folder" / "submission.json").unlink()
+    (root / "d_folder" / "submission.json").mkdir()
+    with open(write_submission(root, "e_huge", GOOD) / "weights.bin", "wb") as handle:
+        handle.truncate(2**40)                                  # sparse: 1 TiB that must never be read
+    write_submission(root, "f_five", GOOD, events=("marathon",), division="x", techniques=5, student_id=3, colour=1)
+    write_submission(root, "g_validator_bug", GOOD)
+    write_submission(root, "h_grader_bug", GOOD)
+    with zipfile.ZipFile(root / "i_bomb.zip", "w", zipfile.ZIP_DEFLATED) as bomb:   # 64 MiB of zeros in ~64 KB
+        bomb.writestr("i_bomb/submission.py", GOOD)
+        bomb.writestr("i_bomb/zeros.bin", bytes(64 * 2**20))
+    real_validate, real_sandboxed = submission.validate, grader._sandboxed
+
+    def validate(folder):
+        if Path(folder).name == "g_validator_bug":
+            raise KeyError("simulated bug in the validator")
+        return real_validate(folder)
+
+    def sandboxed(record, folder, *args, **kwargs):
+        if Path(folder).name == "h_grader_bug":
+            raise AttributeError("simulated bug in the grader")
+        return real_sandboxed(record, folder, *args, **kwargs)
+
+    monkeypatch.setattr(submission, "validate", validate)
+    monkeypatch.setattr(grader, "_sandboxed", sandboxed)
+    lines = []
+    limits = Limits(timeout_s=10, memory_bytes=2**30, latency_rounds=6, min_rounds=3, min_request_ms=5,
+                    latency_budget_s=2, latency_sessions=1)
+    results = grade_all(root, tmp_path / "out", progress=lines.append, limits=limits, seed=3)
+    subs = results["submissions"]
+    assert {k: r["status"] for k, r in subs.items()} == {
+        "good": "ok", "a_truncated": "invalid", "b_binary": "invalid", "c_empty": "invalid", "d_folder": "invalid",
+        "e_huge": "invalid", "f_five": "invalid", "g_validator_bug": "invalid", "i_bomb": "invalid"}, \
+        {k: r["reason"] for k, r in subs.items()}
+    assert sum(subs["good"]["measurement"]["correct"]) == 354 and set(subs["good"]["scores"]) == {"latency_sprint"}
+    lines_of = text.count(", ") + 1
+    assert f"Expecting ',' delimiter at line {lines_of + 1}, column 1 (the file ends there)" in \
+        subs["a_truncated"]["reason"]
+    assert "submission.json is not UTF-8 text (bad byte at offset 128)" in subs["b_binary"]["reason"]
+    assert "submission.json is empty" in subs["c_empty"]["reason"]
+    assert "submission.json is a folder; it must be a file" in subs["d_folder"]["reason"]
+    assert "the limit is 20971520 bytes" in subs["e_huge"]["reason"] and subs["e_huge"]["content_sha256"] is None
+    assert "the validator failed on this submission (KeyError: 'simulated bug in the validator')" in \
+        subs["g_validator_bug"]["reason"] and "KeyError" in subs["g_validator_bug"]["detail"]
+    assert f"{64 * 2**20 + len(GOOD)} bytes uncompressed; the limit is 20971520" in subs["i_bomb"]["reason"]
+    for name in subs:
+        assert subs[name]["isolation"] is None or name == "good"    # none of the broken ones ever ran
+    # The grader's own bug: no status for that one (errors, exit 1 in the CLI), every other one graded.
+    assert [e["id"] for e in results["errors"]] == ["h_grader_bug"]
+    assert "unexpected AttributeError while grading h_grader_bug: simulated bug in the grader" in results["errors"][0]["error"]
+    # The progress line of a submission with 5 problems lists the first 3 and counts the rest.
+    at = lines.index(next(line for line in lines if line.endswith("] f_five")))
+    assert lines[at + 1].startswith("    invalid (") and lines[at + 1].endswith("f_five: 5 problems:")
+    assert [line[:10] for line in lines[at + 2:at + 5]] == ["      - un", "      - \"s", "      - \"e"]
+    assert lines[at + 5] == "      - and 2 more (`tito olympics submit` on the folder lists them all)"
+    assert lines[at + 2] == ('      - unknown key "colour" in submission.json (valid keys: student_id, events, techniques, '
+                             'division, name)')
+
+
+def test_progress_lines_are_bounded():
+    from tinytorch.tito.olympics.submission import SubmissionError
+
+    error = SubmissionError("/s/x", [f"p{i}" for i in range(30)])
+    record = {"status": "invalid", "reason": error.summary(grader.REASON_PROBLEMS), "wall_s": 0.01}
+    assert grader.progress_lines(record) == ["    invalid (0.0 s): /s/x: 30 problems:", "      - p0", "      - p1",
+                                             "      - p2", "      - and 27 more (`tito olympics submit` on the folder "
+                                             "lists them all)"]
+    assert record["reason"].splitlines()[-1] == "  - and 10 more"
+    assert grader.progress_lines({"status": "ok", "reason": None, "wall_s": None}) == ["    ok"]
+    one = {"status": "invalid", "reason": "/s/x: submission.py is missing", "wall_s": 0.0}
+    assert grader.progress_lines(one) == ["    invalid (0.0 s): /s/x: submission.py is missing"]

@@ -160,8 +160,11 @@ def malformed(tmp_path, mutate, name):
 
 
 def test_malformed_results_name_the_file_and_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist: pass the grading folder"):
         render_leaderboard(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileNotFoundError, match="afile is a file, not a folder: pass the grading folder"):
+        render_leaderboard(tmp_path / "afile")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty/results.json does not exist: grade first"):
         render_leaderboard(tmp_path / "empty")

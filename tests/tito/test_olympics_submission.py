@@ -380,3 +380,129 @@ def test_events_checked_with_module_19_before_module_20_exists(tmp_path, monkeyp
     assert only_problem(make(tmp_path / "s", meta=meta)) == (
         "\"events\"[1]: unknown event 'marathon': valid events are latency_sprint, memory_challenge, "
         "accuracy_contest, all_around, extreme_push")
+
+
+# ------------------------------------------------------------------------------------------- hostile input
+EXAMPLE_META = (EXAMPLES / "baseline" / "submission.json").read_bytes()
+EXAMPLE_SOURCE = (EXAMPLES / "baseline" / "submission.py").read_bytes()
+# Bytes that JSON, UTF-8 and str.splitlines treat specially: quotes, brackets, escapes, line breaks JSON does
+# not count (\x0b, \x1c, U+2028), NUL, a lone UTF-8 continuation byte and an invalid lead byte.
+SPLICES = [b'"', b"{", b"[", b"]", b"}", b",", b":", b"\\", b"\n", b"\r", b"\x0b", b"\x1c", "\u2028".encode(),
+           b"\x00", b"\x80", b"\xff", b"1e999999", b"[" * 5000]
+
+
+def _validate_outcome(folder):
+    """validate's result: the info dict or the SubmissionError; any other exception fails the test."""
+    try:
+        return validate(folder)
+    except SubmissionError as exc:
+        assert exc.problems and all(p and "\n" not in p and len(p) <= sub.MAX_PROBLEM_CHARS for p in exc.problems), \
+            exc.problems
+        return exc
+
+
+def test_truncated_json_after_its_last_line_is_a_problem_not_a_crash(tmp_path):
+    """The example's submission.json cut after its last line break: json reports line N+1 (IndexError before)."""
+    text = EXAMPLE_META.decode()
+    cut = text[:text.rindex("}")]           # everything up to the closing brace: ends with "\n"
+    problem = only_problem(make(tmp_path / "cut", meta=cut, source=EXAMPLE_SOURCE.decode()))
+    lines = cut.count("\n") + 1
+    assert problem.startswith(f"submission.json is not valid JSON: Expecting ',' delimiter at line {lines}, column 1 "
+                              f"(the file ends there); fix it, e.g. {{"), problem
+    # JSON counts lines at "\n" only; str.splitlines would also split at U+2028 and quote the wrong line.
+    problem = only_problem(make(tmp_path / "ls", meta='{"student_id": "s\u20281",\n "events": [x]}',
+                                source=EXAMPLE_SOURCE.decode()))
+    assert "at line 2, column 13 (the line reads '\"events\": [x]}')" in problem, problem
+
+
+def test_validate_raises_only_submission_error_on_every_truncation_and_mutation(tmp_path):
+    """Every truncation of the example submission.json, and every SPLICES byte put in at (or over) every offset:
+    validate either accepts the file (only when it is still valid JSON, and then reports what it holds) or
+    raises SubmissionError with one-line problems. Nothing else escapes."""
+    folder = make(tmp_path / "fuzz", meta="{}", source=EXAMPLE_SOURCE.decode())
+    target = folder / "submission.json"
+    variants = [EXAMPLE_META[:n] for n in range(len(EXAMPLE_META))]
+    for n in range(len(EXAMPLE_META) + 1):
+        for splice in SPLICES:
+            variants.append(EXAMPLE_META[:n] + splice + EXAMPLE_META[n:])         # inserted
+            variants.append(EXAMPLE_META[:n] + splice + EXAMPLE_META[n + 1:])     # overwriting one byte
+    accepted = 0
+    for data in variants:
+        target.write_bytes(data)
+        outcome = _validate_outcome(folder)
+        if not isinstance(outcome, SubmissionError):
+            accepted += 1
+            parsed = json.loads(data.decode("utf-8-sig"))
+            assert (outcome["student_id"], outcome["events"], outcome["division"]) == (
+                parsed["student_id"].strip(), [e.strip().lower() for e in parsed["events"]], parsed["division"])
+    assert len(variants) > 8_000 and 0 < accepted < len(variants) // 10
+
+
+def test_hostile_files_are_problems(tmp_path, monkeypatch):
+    source = EXAMPLE_SOURCE.decode()
+    cases = {
+        "empty": (b"", "submission.json is empty"),
+        "blank": (b"\n\n", "submission.json is empty"),
+        "binary": (bytes(range(256)) * 4, "submission.json is not UTF-8 text (bad byte at offset 128)"),
+        "utf16": (EXAMPLE_META.decode().encode("utf-16"), "submission.json is not UTF-8 text (bad byte at offset 0)"),
+        "nested": (b"[" * 50_000, "submission.json is nested too deeply to read"),
+        "huge": (b" " * (sub.MAX_JSON_BYTES + 1), f"submission.json is larger than {sub.MAX_JSON_BYTES} bytes"),
+        "long_event": (json.dumps(dict(GOOD_META, events=["x" * 10**4])).encode(),
+                       '"events"[0]: unknown event a string of 10000 characters'),
+        "deep_event": (json.dumps(dict(GOOD_META, events=[[[[[[1]]]]]])).encode(),
+                       '"events"[0]: unknown event [[[[[1]]]]] (a list; event names are strings)'),
+    }
+    for name, (data, expected) in cases.items():
+        folder = make(tmp_path / name, meta=None, source=source)
+        (folder / "submission.json").write_bytes(data)
+        problem = only_problem(folder)
+        assert problem.startswith(expected), (name, problem)
+    # submission.py: too deep for the parser, or too big to be code
+    assert only_problem(make(tmp_path / "deep_py", source="x = " + "+x" * 200_000 + "\n")).startswith(
+        "submission.py is nested too deeply for Python's parser")
+    big = make(tmp_path / "big_py", source="# " + "w" * sub.MAX_SOURCE_BYTES + "\n")
+    assert only_problem(big).startswith(f"submission.py is larger than {sub.MAX_SOURCE_BYTES} bytes")
+    # a link loop inside the folder, and a sparse file far past the size limit (never read: hashing refuses it too)
+    loop = make(tmp_path / "loop")
+    os.symlink("loop_link", loop / "loop_link")
+    assert "loop_link is a symbolic link" in only_problem(loop)
+    sparse = make(tmp_path / "sparse")
+    with open(sparse / "weights.bin", "wb") as handle:
+        handle.truncate(2**40)               # 1 TiB of holes: reading it would take hours
+    assert "the limit is 20971520 bytes" in only_problem(sparse)
+    with pytest.raises(SubmissionError, match="more than the 20971520-byte limit"):
+        content_sha256(sparse)
+    if os.geteuid() != 0:                  # root reads anything
+        locked = make(tmp_path / "locked")
+        (locked / "submission.json").chmod(0)
+        assert only_problem(locked).startswith("submission.json cannot be read (Permission denied)")
+
+
+def test_unpack_raises_only_submission_error_on_damaged_archives(tmp_path):
+    """Every truncation of a packed example, and every byte of it overwritten (three values each): unpack
+    extracts it or raises SubmissionError (zipfile itself raises NotImplementedError, ValueError, ... on
+    some of these)."""
+    import shutil
+
+    folder = tmp_path / "src" / "int8"
+    shutil.copytree(EXAMPLES / "int8", folder)
+    data = pack(folder, tmp_path / "int8.zip").read_bytes()
+    variants = [data[:n] for n in range(len(data))]
+    variants += [data[:n] + bytes([v]) + data[n + 1:] for n in range(len(data)) for v in (0x00, 0x7f, 0xff)]
+    archive, extracted = tmp_path / "m.zip", 0
+    for i, blob in enumerate(variants):
+        archive.write_bytes(blob)
+        try:
+            unpack(archive, tmp_path / f"out{i}")
+            extracted += 1
+        except SubmissionError:
+            pass
+        assert not list(tmp_path.glob(f"out{i}/.*.unpack")), "a failed unpack leaves nothing behind"
+    assert extracted < len(variants) // 4
+
+
+def test_submission_error_summary_is_bounded():
+    error = SubmissionError("/x/sub", [f"problem {i}" for i in range(7)] + ["y" * 5000])
+    assert error.summary(3) == "/x/sub: 8 problems:\n  - problem 0\n  - problem 1\n  - problem 2\n  - and 5 more"
+    assert str(error).count("\n  - ") == 8 and len(error.problems[-1]) == sub.MAX_PROBLEM_CHARS
+    assert error.problems[-1].endswith("...")

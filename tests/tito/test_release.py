@@ -170,6 +170,12 @@ def test_modules_range_makes_only_those_exercises(tree, tito, tmp_path):
     lines = {line.strip() for cell in json.loads(exercise)["cells"] for line in "".join(cell["source"]).splitlines()}
     assert not lines & _solution_bodies(source.read_text())
     assert f"Module {number:02d}: implement" in exercise
+    # Its README names the one exercise, lists the solved modules and starts the student at the exercise.
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert re.findall(r"^\| (\d\d) \|", readme, flags=re.M) == [f"{number:02d}"]
+    solved = readme.split("nothing to hand in): ")[1].split("\n\n")[0]
+    assert re.findall(r"\b(\d\d) [A-Z]", solved) == [slug[:2] for slug in others], solved
+    assert f"tito module start {number}\n" in readme and f"jupyter lab nbs/{last}.ipynb" in readme
     listing = tito(out, "module", "list", check=0).stdout
     for slug in others:
         assert re.search(rf"^{slug[:2]} .* provided \(solved\)$", listing, flags=re.M), listing
@@ -212,3 +218,66 @@ def test_release_guard_refuses_a_leak(tree, tmp_path):
     with pytest.raises(TitoError, match=r"nbs/01_tensor.ipynb line \d+ contains solution code"):
         _check_no_solutions(instructor, dest, instructor.modules)
     _check_no_solutions(instructor, dest, [])  # nothing is secret when every module ships solved
+
+
+# ------------------------------------------------------------------ the edition's own README and `make demo`
+INSTRUCTOR_ONLY = ("modules/", "tito release", "tito grade", "tito export --check", "tito export 1", "solutions",
+                   "instructor", "{{")
+
+
+def test_the_edition_readme_is_the_student_one(release_dir):
+    readme = (release_dir / "README.md").read_text(encoding="utf-8")
+    assert readme != (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# TinyTorch (student edition ")
+    for source in SOURCES:                              # every exercise, with its notebook and export target
+        slug = source.parent.name
+        target = re.search(r"^#\|\s*default_exp\s+(\S+)", source.read_text(), flags=re.M)[1]
+        assert re.search(rf"^\| {slug[:2]} \| .+ \| `nbs/{slug}.ipynb` \| `tinytorch\.", readme, flags=re.M), slug
+        assert f"`tinytorch.{target}`" in readme or slug == "20_capstone", slug
+    assert "nothing to hand in): none, every module is an exercise." in readme
+    for command in ("make demo", "make test", "tito module list", "tito module start 1", "tito module test 1",
+                    "tito module complete 1", "tito module status", "tito module reset N --yes",
+                    "jupyter lab nbs/01_tensor.ipynb"):
+        assert command in readme, command
+    assert "once modules 01-09 are implemented" in readme and "once every module is implemented" in readme
+    for word in INSTRUCTOR_ONLY:
+        assert word not in readme, word
+
+
+def test_make_demo_in_an_edition_says_what_is_next_and_runs_what_is_ready(student):
+    """The edition's own Makefile, with this venv's tito (-o: no venv is built in the edition). Untouched, it
+    exports the stubs, runs nothing that needs them and names the next step; with 01-09 solved it measures the
+    reference models, and still waits for the rest before the Olympics. Exit 0 both times."""
+    import os
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(student)
+
+    def demo():
+        proc = subprocess.run(["make", "--no-print-directory", "demo", f"TITO={sys.executable} -m tinytorch.tito",
+                               "-o", ".venv/.tinytorch-installed"], cwd=student, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    numbers = [source.parent.name[:2] for source in SOURCES]
+    out = demo()
+    assert f"0 of {len(numbers)} module(s) completed" in out
+    basics = [n for n in numbers if n <= "09"]
+    assert (f"make demo: not yet: the reference models (tito zoo eval) need modules 01-09; still to implement: "
+            f"{' '.join(basics)}\n") in out
+    assert f"the TorchPerf Olympics needs every module; still to implement: {' '.join(numbers)}\n" in out
+    assert "make demo: next: tito module start 1, write its code in nbs/01_tensor.ipynb, then tito module complete 1" in out
+    assert "top-1 accuracy" not in out and "olympics grade" not in out
+    for slug in (source.parent.name for source in SOURCES if source.parent.name[:2] <= "09"):
+        shutil.copy2(ROOT / "nbs" / f"{slug}.ipynb", student / "nbs" / f"{slug}.ipynb")   # as if solved
+    out = demo()
+    assert re.search(r"digits_mlp on the digits test split: top-1 accuracy [\d.]+% \(\d+/359", out), out
+    assert re.search(r"digits_cnn on the digits test split: top-1 accuracy [\d.]+% \(\d+/359", out), out
+    later = [n for n in numbers if n > "09"]
+    assert f"the TorchPerf Olympics needs every module; still to implement: {' '.join(later)}\n" in out
+    assert f"make demo: next: tito module start {int(later[0])}, write its code in nbs/{later[0]}_" in out

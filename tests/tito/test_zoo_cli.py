@@ -109,3 +109,22 @@ def test_optimized_variants_evaluate_and_reproduce(tree, tito, tmp_path):
     assert re.search(r"digits_cnn_int8 on the digits test split: top-1 accuracy [\d.]+%", out) and ": met" in out
     out = tito(tree, "zoo", "train", "digits_cnn_int8", "--out", str(tmp_path / "i8.npz"), check=0).stdout
     _assert_compared_with_shipped(out, "digits_cnn_int8")
+
+
+def test_zoo_eval_bad_weights_files_are_one_line_errors(tree, tito, tmp_path):
+    """--weights: a missing path or a non-.npz file is a bad argument (2); weights of another model, or shipped
+    weights that were changed, are a failed check (1). Each is one `tito: error:` line naming the file, never a
+    traceback (before: FileNotFoundError, IsADirectoryError and ValueError tracebacks)."""
+    (tmp_path / "junk.npz").write_text("not an archive")
+    cnn = tree / "tinytorch/assets/zoo/digits_cnn.npz"
+    cases = [(["--weights", str(tmp_path / "none.npz")], 2, f"--weights {tmp_path / 'none.npz'} does not exist"),
+             (["--weights", str(tmp_path)], 2, f"--weights {tmp_path} is a folder, not a file"),
+             (["--weights", str(tmp_path / "junk.npz")], 2, f"--weights {tmp_path / 'junk.npz'} is not an .npz archive"),
+             (["--weights", str(cnn)], 1, "cannot load the weights of digits_mlp: load_state_dict(strict=True)")]
+    for extra, code, message in cases:
+        proc = tito(tree, "zoo", "eval", "digits_mlp", *extra, check=code)
+        assert proc.stderr.startswith(f"tito: error: {message}") and len(proc.stderr.splitlines()) == 1, proc.stderr
+    (tree / "tinytorch/assets/zoo/digits_mlp.npz").write_bytes(cnn.read_bytes())
+    proc = tito(tree, "zoo", "eval", "digits_mlp", check=1)
+    assert proc.stderr.startswith("tito: error: cannot load the weights of digits_mlp: ") and \
+        "does not match the manifest" in proc.stderr and "Traceback" not in proc.stderr

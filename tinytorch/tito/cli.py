@@ -180,6 +180,28 @@ def cmd_doctor(args, tree: Tree) -> int:
 
 
 # --- parser ---------------------------------------------------------------------------------------
+# The examples of `tito grade --help` and `tito olympics --help` (docs/grading.md shows the same lines, and
+# tests/tito/test_grade.py runs the grade example as written).
+GRADE_EXAMPLE = """\
+example (in the instructor tree; module 04's notebook as the homework):
+  tito grade generate --course ../course --modules 4
+  tito grade autograde --course ../course --submissions ../collected
+  tito grade export --course ../course --out ../grades.csv
+
+collected work goes in ../collected/<student_id>/module04/04_losses.ipynb (one folder per student).
+autograde grades every notebook it can and exits 1 if any could not be graded (missing, broken, or
+changed since it was graded: see --replace); running it again grades only what is new.
+see docs/grading.md."""
+OLYMPICS_EXAMPLE = """\
+example:
+  tito olympics submit my_entry --event latency_sprint     (a student: validate and pack my_entry.zip)
+  tito olympics grade submissions --out results/olympics   (one sub-folder or .zip per submission)
+  tito olympics leaderboard results/olympics
+
+every submission gets a status (ok, invalid, timeout, crashed, out of memory, constraint not met); a broken
+one never stops the others. Instructors: see docs/grading.md in the TinyTorch repository."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tito", description="TinyTorch: build, test and release the course modules.")
     parser.add_argument("--root", metavar="DIR", help="the TinyTorch tree to work on (default: found from the current folder)")
@@ -270,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     btr.add_argument("--verbose", action="store_true", help="print the loss of every epoch")
     btr.set_defaults(func=_command("benchmark", "cmd_benchmark_train_reference"))
 
-    grade = sub.add_parser("grade", help="nbgrader, offline: generate a course, autograde collected notebooks, export grades")
+    grade = sub.add_parser("grade", help="nbgrader, offline: generate a course, autograde collected notebooks, export grades",
+                           epilog=GRADE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     gsub = grade.add_subparsers(dest="action", metavar="{generate,autograde,export}", required=True)
     ggen = gsub.add_parser("generate", help="an nbgrader course folder with one assignment per module")
     ggen.add_argument("--course", required=True, metavar="DIR", help="the course folder to create (new or empty)")
@@ -290,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     gexp.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     gexp.set_defaults(func=_command("grade", "cmd_grade_export"))
 
-    ol = sub.add_parser("olympics", help="module 20: the TorchPerf Olympics: submit, grade, leaderboard")
+    ol = sub.add_parser("olympics", help="module 20: the TorchPerf Olympics: submit, grade, leaderboard",
+                        epilog=OLYMPICS_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     olsub = ol.add_subparsers(dest="action", metavar="{submit,grade,leaderboard}", required=True)
     osub = olsub.add_parser("submit", help="validate a submission folder and pack it as a deterministic .zip")
     osub.add_argument("folder", metavar="FOLDER", help="the folder with submission.py and submission.json")

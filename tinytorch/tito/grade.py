@@ -90,21 +90,23 @@ class Course:
 
     @classmethod
     def open(cls, path) -> "Course":
-        """The course at `path`; a TitoError that says what is missing otherwise."""
+        """The course at `path`; a UsageError (exit 2: the --course named on the command line is missing or
+        not a course) that says what is missing otherwise."""
         root = Path(path).resolve()
         hint = f"make one with `tito grade generate --course {path}`"
         if not root.is_dir():
-            raise TitoError(f"no course folder at {root}: it does not exist; {hint}")
+            what = "it is a file, not a folder" if root.exists() else "it does not exist"
+            raise UsageError(f"no course folder at {root}: {what}; {hint}")
         for needed in (GRADEBOOK_NAME, "source"):
             if not (root / needed).exists():
-                raise TitoError(f"{root} is not an nbgrader course folder: {root / needed} is missing; {hint}")
+                raise UsageError(f"{root} is not an nbgrader course folder: {root / needed} is missing; {hint}")
         assignments = {}
         for folder in sorted(p for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith(".")):
             notebooks = tuple(sorted(nb.stem for nb in folder.glob("*.ipynb")))
             if notebooks:
                 assignments[folder.name] = notebooks
         if not assignments:
-            raise TitoError(f"{root / 'source'} holds no assignment notebooks; {hint}")
+            raise UsageError(f"{root / 'source'} holds no assignment notebooks; {hint}")
         return cls(root, assignments, nbgrader_config(root).CourseDirectory.course_id)
 
     def gradebook(self):
@@ -370,7 +372,8 @@ def scan_submissions(folder: Path, course: Course) -> list[Submission]:
     folder = Path(folder).resolve()
     example = _example_path(folder, course)
     if not folder.is_dir():
-        raise TitoError(f"--submissions {folder} is not a folder; collected work goes in {example}")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--submissions {folder} {what}; collected work goes in {example}")
     found: list[Submission] = []
     for student_dir in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         student = student_dir.name
@@ -465,6 +468,11 @@ def cmd_grade_autograde(args, tree: Tree, say) -> int:
     """`tito grade autograde --course DIR --submissions FOLDER [--timeout S] [--force] [--replace]`."""
     if args.timeout is not None and args.timeout < 1:
         raise UsageError(f"--timeout {args.timeout}: give the seconds each cell may run, a whole number >= 1")
+    collected = Path(args.submissions).resolve()
+    if not collected.is_dir():   # checked first: it needs no course (scan_submissions checks it again)
+        what = "is a file, not a folder" if collected.exists() else "does not exist"
+        raise UsageError(f"--submissions {collected} {what}; collected work goes in "
+                         f"{collected / '<student_id>' / '<assignment>' / '<notebook>.ipynb'}")
     course = Course.open(args.course)
     submissions = scan_submissions(Path(args.submissions), course)
     config = nbgrader_config(course.root, args.timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,8 +24,11 @@ from .notebooks import BEGIN_SOLUTION, END_SOLUTION, notebook_bytes, source_to_n
 from .tree import STUDENT_EDITION_DIR, ModuleInfo, TitoError, Tree, UsageError
 
 RELEASE_SCHEMA = 1
-# Top-level files a student tree needs to install and test itself.
-SHIPPED_FILES = ("settings.ini", "setup.py", "Makefile", "requirements.txt", "README.md", ".gitignore", "pytest.ini")
+# Top-level files a student tree needs to install and test itself (its README.md is written from STUDENT_README).
+SHIPPED_FILES = ("settings.ini", "setup.py", "Makefile", "requirements.txt", ".gitignore", "pytest.ini")
+# The student edition's README: a template whose {{PLACEHOLDERS}} student_readme fills in.
+STUDENT_README = Path("docs") / "student" / "README.md"
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 _SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints"}
 
 
@@ -108,6 +112,7 @@ def _assemble(tree: Tree, dest: Path, exercises: list[ModuleInfo]) -> dict:
     student_tree = Tree(dest)
     solved = [m for m in student_tree.modules if m.number not in exercise_numbers]
     install(student_tree, build(student_tree, solved, from_sources=False), complete=False)
+    atomic_write_bytes(dest / "README.md", student_readme(tree, exercises, solved).encode("utf-8"))
     _check_no_solutions(tree, dest, exercises)
     manifest = {
         "schema_version": RELEASE_SCHEMA,
@@ -118,6 +123,34 @@ def _assemble(tree: Tree, dest: Path, exercises: list[ModuleInfo]) -> dict:
     }
     atomic_write_bytes(dest / ".tito" / "release.json", dumps_json(manifest).encode("utf-8"))
     return manifest
+
+
+def student_readme(tree: Tree, exercises: list[ModuleInfo], solved: list[ModuleInfo]) -> str:
+    """The edition's README.md: docs/student/README.md with its placeholders filled in: VERSION, EXERCISES
+    (a table of the exercise modules), SOLVED (the modules that ship solved), FIRST and FIRST_NOTEBOOK (the
+    first exercise, for the example commands)."""
+    path = tree.root / STUDENT_README
+    try:
+        template = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TitoError(f"{STUDENT_README.as_posix()} cannot be read ({exc}); the student edition's README is made "
+                        f"from it: restore it (git checkout {STUDENT_README.as_posix()})") from exc
+    rows = [f"| {m.number:02d} | {m.title} | `nbs/{m.slug}.ipynb` | `{m.export_target or '-'}` |" for m in exercises]
+    first = exercises[0] if exercises else (solved[0] if solved else None)
+    fields = {
+        "VERSION": _version(tree),
+        "EXERCISES": ("\n".join(["| # | module | notebook | exports to |", "|---|---|---|---|", *rows]) if rows
+                      else "None: every module of this edition ships solved."),
+        "SOLVED": (", ".join(f"{m.number:02d} {m.title}" for m in solved) + "." if solved
+                   else "none, every module is an exercise."),
+        "FIRST": str(first.number) if first else "1",
+        "FIRST_NOTEBOOK": f"{first.slug}.ipynb" if first else "01_tensor.ipynb",
+    }
+    unknown = sorted(set(_PLACEHOLDER.findall(template)) - set(fields))
+    if unknown:
+        raise TitoError(f"{STUDENT_README.as_posix()} has unknown placeholder(s) {', '.join(unknown)}; "
+                        f"the known ones are {', '.join(sorted(fields))}")
+    return _PLACEHOLDER.sub(lambda match: fields[match[1]], template)
 
 
 def _copy_support_files(tree: Tree, dest: Path) -> None:

@@ -69,7 +69,20 @@ def cmd_zoo_list(args, tree: Tree, say) -> int:
 def cmd_zoo_eval(args, tree: Tree, say) -> int:
     zoo = zoo_module(tree)
     model_spec(zoo, args.name)
-    model = zoo.load_model(args.name, weights=Path(args.weights) if args.weights else None)
+    weights = Path(args.weights) if args.weights else None
+    if weights is not None and not weights.is_file():   # a path named on the command line: a bad argument
+        what = "is a folder, not a file" if weights.is_dir() else "does not exist"
+        raise UsageError(f"--weights {weights} {what}: give a weights .npz file, e.g. one written by "
+                         f"`tito zoo train {args.name} --out FILE`")
+    import zipfile
+
+    if weights is not None and not zipfile.is_zipfile(weights):   # every .npz is a zip archive
+        raise UsageError(f"--weights {weights} is not an .npz archive: give a weights file written by "
+                         f"`tito zoo train {args.name} --out FILE` (or numpy.savez)")
+    try:
+        model = zoo.load_model(args.name, weights=weights)
+    except (OSError, ValueError, KeyError) as exc:   # not an .npz, weights of another model, a changed shipped file
+        raise TitoError(f"cannot load the weights of {args.name}: {exc}") from None
     result = zoo.evaluate(model, args.name, split=args.split)
     say(f"{args.name} on the digits {args.split} split: top-1 accuracy {accuracy_line(result)}")
     target = zoo.target_of(args.name)

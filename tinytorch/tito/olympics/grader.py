@@ -47,6 +47,8 @@ WORKER_STATUSES = ("invalid", "crashed", "out of memory")   # the only statuses 
 NUM_CLASSES = 10
 PINGS = 10
 OOM_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+REASON_PROBLEMS = 20    # problems of an invalid submission kept in its record's reason (then "and N more")
+PROGRESS_PROBLEMS = 3   # problems shown under its progress line
 
 
 class GraderError(RuntimeError):
@@ -251,6 +253,13 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _traceback_tail(exc, lines=12):
+    """The last lines of exc's traceback, for a record's detail."""
+    import traceback
+
+    return "\n".join("".join(traceback.format_exception(exc)).rstrip().splitlines()[-lines:])[-3000:]
+
+
 def safe_id(folder):
     """A submission id usable as a file name: the folder name with anything but [A-Za-z0-9_.-] made '_'."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(folder).name).lstrip(".") or "submission"
@@ -356,7 +365,11 @@ def grade_submission(folder, data=None, baseline_name="digits_cnn", limits=None,
         try:
             info = validate(folder)
         except SubmissionError as exc:
-            raise Outcome("invalid", str(exc)) from None
+            raise Outcome("invalid", exc.summary(REASON_PROBLEMS)) from None
+        except Exception as exc:   # a bug in the validator must cost this submission only, and say so
+            raise Outcome("invalid", f"the validator failed on this submission ({type(exc).__name__}: "
+                                     f"{str(exc)[:300]}); nothing of it ran. This is a bug in tito: report it, "
+                                     f"with the submission", _traceback_tail(exc)) from None
         record.update({k: info[k] for k in ("id", "student_id", "events", "techniques", "division")})
         _sandboxed(record, info["folder"], x, y, baseline_name, limits, seed, watch)
     except Outcome as outcome:
@@ -525,7 +538,7 @@ def opened(entry):
     try:
         yield unpack(entry, staging)
     finally:
-        shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _isolation(limits):
@@ -546,9 +559,11 @@ def _stem(entry):
 
 def _grade_entry(entry, kept, force, grading, say):
     """(id, record, error) for one folder or archive: its earlier record kept when unchanged, else graded;
-    error is set (and record is the earlier one, or None) when the grader itself failed."""
+    error is set (and record is the earlier one, or None) when the grader itself failed. Never raises
+    (but for KeyboardInterrupt): whatever one submission holds, the others are graded."""
     from .submission import SubmissionError
 
+    sub_id = safe_id(_stem(entry))
     try:
         with opened(entry) as folder:
             sub_id, digest = safe_id(folder), content_digest(folder)
@@ -563,8 +578,30 @@ def _grade_entry(entry, kept, force, grading, say):
                 return sub_id, kept, str(exc)
     except SubmissionError as exc:   # an archive that cannot be unpacked safely: nothing of it ever ran
         record = _new_record(_stem(entry), grading["seed"])
-        record.update(status="invalid", reason=str(exc))
+        record.update(status="invalid", reason=exc.summary(REASON_PROBLEMS))
         return record["id"], record, None
+    except Exception as exc:   # a bug in the grader: no new status for this one, and the others are graded
+        import traceback
+
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return sub_id, kept, (f"unexpected {type(exc).__name__} while grading {Path(entry).name}: {str(exc)[:300]} "
+                              f"(raised at {Path(frame.filename).name}:{frame.lineno} in {frame.name}; a bug in "
+                              f"tito: report it, with the submission)")
+
+
+def progress_lines(record, shown=PROGRESS_PROBLEMS):
+    """The progress lines of a graded record: its status and the first line of its reason, then (for an
+    invalid submission) its first `shown` problems, indented, and "and N more"."""
+    first, *rest = (record.get("reason") or "").splitlines() or [""]
+    wall = f" ({record['wall_s']:.1f} s)" if record.get("wall_s") is not None else ""
+    lines = [f"    {record['status']}{wall}" + (f": {first}" if first else "")]
+    problems = [line[4:] for line in rest if line.startswith("  - ") and not re.fullmatch(r"  - and \d+ more", line)]
+    counted = re.search(r"(\d+) problems:$", first)
+    total = int(counted[1]) if counted else len(problems)
+    lines += [f"      - {problem}" for problem in problems[:shown]]
+    if total > min(shown, len(problems)):
+        lines.append(f"      - and {total - min(shown, len(problems))} more (`tito olympics submit` on the folder lists them all)")
+    return lines
 
 
 def grade_all(submissions_dir, out_dir, force=False, progress=None, data=None, limits=None, seed=None,
@@ -604,8 +641,8 @@ def grade_all(submissions_dir, out_dir, force=False, progress=None, data=None, l
             continue
         records[sub_id] = to_jsonable(record)
         if error is None:
-            say(f"    {record['status']}" + (f": {record['reason'].splitlines()[0]}" if record["reason"] else "")
-                + (f" ({record['wall_s']:.1f} s)" if record.get("wall_s") is not None else ""))
+            for line in progress_lines(record):
+                say(line)
         _write_record(out_dir, records[sub_id], old.get(sub_id))
     doc = {"schema": SCHEMA, "created": _now(), "environment": system_info(), "limits": limits.to_dict(),
            "isolation": _isolation(limits), "baseline": baseline_name,
@@ -620,16 +657,28 @@ def grade_all(submissions_dir, out_dir, force=False, progress=None, data=None, l
 
 def cmd_olympics_grade(args, tree, say) -> int:
     """`tito olympics grade SUBMISSIONS [--out DIR] [--force] [--timeout S]`: grade, write, summarise.
-    Exit 0 when every submission got a status (whatever it is), 1 when the grader itself failed on some."""
-    from ..tree import UsageError
+    Exit 0 when every submission got a status (whatever it is); 1 when the grader itself failed on some, or
+    DIR holds a damaged results.json; 2 for bad arguments (SUBMISSIONS missing or not a folder, --out a file,
+    --timeout not a positive number of seconds)."""
+    from ..tree import TitoError, UsageError
 
+    root = Path(args.submissions)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise UsageError(f"{root} {what}: pass the folder that holds one sub-folder (or .zip) per submission")
     out = Path(args.out) if getattr(args, "out", None) else tree.root / "results" / "olympics"
-    limits = Limits(timeout_s=args.timeout) if getattr(args, "timeout", None) else Limits()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder: give the grading folder (it is created if needed)")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout {timeout:g}: give the wall-clock seconds each submission may run, a number > 0")
+    limits = Limits(timeout_s=timeout) if timeout is not None else Limits()
     try:
-        results = grade_all(args.submissions, out, force=bool(getattr(args, "force", False)), progress=say,
-                            limits=limits)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        results = grade_all(root, out, force=bool(getattr(args, "force", False)), progress=say, limits=limits)
+    except ValueError as exc:   # a damaged results.json from an earlier grading: it is never overwritten
+        raise TitoError(str(exc)) from exc
+    except OSError as exc:
+        raise TitoError(f"cannot write the grading results in {out}: {exc}") from exc
     counts = {}
     for record in results["submissions"].values():
         counts[record["status"]] = counts.get(record["status"], 0) + 1

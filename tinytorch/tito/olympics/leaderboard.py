@@ -138,7 +138,8 @@ def load_results(grading_dir) -> dict:
     """DIR/results.json, parsed and checked; FileNotFoundError or LeaderboardError naming the file and problem."""
     path = Path(grading_dir) / "results.json"
     if not Path(grading_dir).is_dir():
-        raise FileNotFoundError(f"{grading_dir} is not a folder: pass the grading folder written by "
+        what = "is a file, not a folder" if Path(grading_dir).exists() else "does not exist"
+        raise FileNotFoundError(f"{grading_dir} {what}: pass the grading folder written by "
                                 f"`tito olympics grade SUBMISSIONS --out DIR`")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: grade first (`tito olympics grade SUBMISSIONS --out {grading_dir}`)")
@@ -434,16 +435,23 @@ def render_leaderboard(grading_dir, overwrite: bool = False) -> dict:
 
 
 def cmd_olympics_leaderboard(args, tree, say) -> int:
-    """`tito olympics leaderboard DIR`: print the rankings and (re)write the leaderboard files in DIR."""
-    from ..tree import TitoError
+    """`tito olympics leaderboard DIR`: print the rankings and (re)write the leaderboard files in DIR.
+    Exit 2 when DIR is missing, not a folder or holds no results.json (a bad argument); 1 when its
+    results.json is damaged (a check failed)."""
+    from ..tree import TitoError, UsageError
 
     folder = Path(args.dir)
     try:
         results = load_results(folder)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    except LeaderboardError as exc:
+        raise TitoError(str(exc)) from None
+    try:
         say(format_leaderboard(results))
         before = {p.name for p in folder.glob("leaderboard*") if p.is_file()}
         written = render_leaderboard(folder, overwrite=True)   # derived data: re-rendering is the point
-    except (FileNotFoundError, LeaderboardError) as exc:
+    except (OSError, LeaderboardError) as exc:
         raise TitoError(str(exc)) from None
     files = [written["csv"], written["md"], written["html"], *written["plots"].values()]
     replaced = [p.name for p in files if p.name in before]

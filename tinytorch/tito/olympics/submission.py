@@ -33,6 +33,9 @@ MAX_TOTAL_BYTES = 20 * 2**20   # 20 MiB: the digits CNN in float32 is ~40 KB, so
 MAX_FILES = 200
 MAX_SCANNED = 10_000           # stop walking a folder this big: it is almost certainly the wrong folder
 MAX_TEXT = 200                 # longest student_id / name / technique, in characters
+MAX_JSON_BYTES = 64 * 2**10    # submission.json is a few hundred bytes; a bigger one is not read at all
+MAX_SOURCE_BYTES = 2 * 2**20   # submission.py is code: weights belong in files beside it (np.load)
+MAX_PROBLEM_CHARS = 600        # one problem's text is cut to this (hostile input must not make reports huge)
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DIVISIONS = ("closed", "open")
 REQUIRED_KEYS = ("student_id", "events", "techniques", "division")
@@ -49,13 +52,18 @@ class SubmissionError(ValueError):
 
     def __init__(self, where, problems):
         self.where = str(where)
-        self.problems = [str(p) for p in problems] or ["unknown problem"]
-        super().__init__(self._message())
+        self.problems = [_cut(_one_line(str(p)), MAX_PROBLEM_CHARS) for p in problems] or ["unknown problem"]
+        super().__init__(self.summary())
 
-    def _message(self) -> str:
+    def summary(self, limit: int | None = None) -> str:
+        """The message: where, then every problem (at most `limit` of them, then "and N more")."""
         if len(self.problems) == 1:
             return f"{self.where}: {self.problems[0]}"
-        return f"{self.where}: {len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        shown = self.problems if limit is None else self.problems[:limit]
+        lines = [f"  - {p}" for p in shown]
+        if len(shown) < len(self.problems):
+            lines.append(f"  - and {len(self.problems) - len(shown)} more")
+        return f"{self.where}: {len(self.problems)} problems:\n" + "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"SubmissionError(where={self.where!r}, problems={len(self.problems)}: {self.problems[0]!r}{', ...' if len(self.problems) > 1 else ''})"
@@ -90,8 +98,11 @@ def _entries(folder: Path) -> tuple[list[tuple[str, Path, str]], bool]:
 
 def _link_problem(folder: Path, rel: str, path: Path) -> str:
     """Why the symbolic link rel cannot be submitted (archives hold regular files only)."""
-    target = os.readlink(path)
-    resolved = (path.parent / target).resolve()
+    try:
+        target = os.readlink(path)
+        resolved = (path.parent / target).resolve()
+    except (OSError, RuntimeError):   # gone meanwhile, or a loop of links (which resolve() refuses)
+        return f"{rel} is a symbolic link that cannot be followed (a loop of links?); archives hold regular files only: remove it"
     if resolved != folder and folder not in resolved.parents:
         return (f"{rel} is a symbolic link to {target}, which is outside the submission folder; copy the file "
                 f"into the folder instead (the grader sees only the folder)")
@@ -111,8 +122,12 @@ def _name_problem(rel: str) -> str | None:
 
 def _check_files(folder: Path, problems: list[str]) -> list[str]:
     """Relative paths of the folder's regular files; adds a problem for links, special files, odd names,
-    and too many files or bytes."""
-    entries, truncated = _entries(folder)
+    and too many files or bytes (and for a folder that cannot be read)."""
+    try:
+        entries, truncated = _entries(folder)
+    except OSError as exc:
+        problems.append(f"the folder cannot be read ({exc.strerror or exc}): make it and its files readable")
+        return []
     if truncated:
         problems.append(f"the folder holds more than {MAX_SCANNED} entries: is this the right folder? "
                         f"A submission holds at most {MAX_FILES} files")
@@ -126,8 +141,12 @@ def _check_files(folder: Path, problems: list[str]) -> list[str]:
         elif kind == "other":
             problems.append(f"{rel} is not a regular file (a pipe, socket or device); remove it")
         else:
+            try:
+                sizes[rel] = path.lstat().st_size
+            except OSError as exc:
+                problems.append(f"{rel} cannot be read ({exc.strerror or exc}): make it readable or remove it")
+                continue
             files.append(rel)
-            sizes[rel] = path.lstat().st_size
     total = sum(sizes.values())
     if len(files) > MAX_FILES and not truncated:
         problems.append(f"the folder holds {len(files)} files; the limit is {MAX_FILES}: remove files build_model() "
@@ -159,10 +178,39 @@ def _parse_event_name(text) -> str:
     return parse_event(text).value
 
 
-def _short(value, limit: int = 60) -> str:
-    """repr(value), cut to limit characters."""
-    text = repr(value)
+def _one_line(text: str) -> str:
+    """text with every unprintable character (line breaks included) written as its escape: a problem quoting a
+    hostile file name or key stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    """text, cut to limit characters ("..." marks the cut)."""
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _event_values() -> list[str]:
+    """The valid event values, from module 20 once it is exported, else module 19."""
+    try:
+        from tinytorch.capstone.events import OlympicEvent
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tinytorch.capstone", "tinytorch.capstone.events"):
+            raise
+        from tinytorch.benchmarking.benchmark import OlympicEvent
+    return [e.value for e in OlympicEvent]
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr(value), cut to limit characters (never fails: a value too deep or too long to show is named by its type)."""
+    if isinstance(value, str) and len(value) > 4 * limit:
+        value = value[:4 * limit]          # repr of a megabyte string only to cut it would be wasted work
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):   # a structure nested too deeply, a number too long to print
+        text = f"<a {type(value).__name__} too deep or too long to show>"
+    return _cut(text, limit)
 
 
 def _text_problem(label: str, value, what: str) -> str | None:
@@ -185,6 +233,11 @@ def _check_events(value, problems: list[str]) -> list[str]:
         return []
     events = []
     for i, item in enumerate(value):
+        if not isinstance(item, str) or len(item) > MAX_TEXT:   # never quoted whole in a message
+            what = (f"a string of {len(item)} characters" if isinstance(item, str)
+                    else f"{_short(item)} (a {type(item).__name__}; event names are strings)")
+            problems.append(f'"events"[{i}]: unknown event {what}: valid events are {", ".join(_event_values())}')
+            continue
         try:
             event = _parse_event_name(item)
         except (TypeError, ValueError) as exc:
@@ -263,10 +316,22 @@ def _no_duplicate_keys(pairs):
     return dict(pairs)
 
 
-def _read_text(path: Path, rel: str, problems: list[str]) -> str | None:
-    """The file as text (UTF-8, a leading BOM allowed), or None with a problem added."""
+def _read_text(path: Path, rel: str, problems: list[str], max_bytes: int) -> str | None:
+    """The file as text (UTF-8, a leading BOM allowed), or None with a problem added. A file bigger than
+    max_bytes is not read at all (only its first max_bytes + 1 bytes are ever touched)."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        problems.append(f"{rel} cannot be read ({exc.strerror or exc}): make it a readable file")
+        return None
+    if len(data) > max_bytes:
+        problems.append(f"{rel} is larger than {max_bytes} bytes, far more than it needs: "
+                        + ("it holds a few short fields, e.g. " + EXAMPLE_JSON if rel.endswith(".json") else
+                           "keep weights in a file beside it (np.save / np.savez) and load them in build_model()"))
+        return None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         problems.append(f"{rel} is not UTF-8 text (bad byte at offset {exc.start}): save it as UTF-8")
         return None
@@ -274,15 +339,25 @@ def _read_text(path: Path, rel: str, problems: list[str]) -> str | None:
 
 def _load_meta(path: Path, problems: list[str]):
     """Parsed submission.json, or None with the problem (line and column for syntax errors) added."""
-    text = _read_text(path, "submission.json", problems)
+    text = _read_text(path, "submission.json", problems, MAX_JSON_BYTES)
     if text is None:
+        return None
+    if not text.strip():
+        problems.append(f"submission.json is empty: write your entry into it, e.g. {EXAMPLE_JSON}")
         return None
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        line = text.splitlines()[exc.lineno - 1].strip() if text.splitlines() else ""
+        # JSON counts lines at "\n" only (str.splitlines also splits at \x0b, \x1c, \u2028, ...), and the
+        # error may sit just past the last line (a file cut short after its final newline).
+        lines = exc.doc.split("\n")
+        line = lines[exc.lineno - 1].strip() if 0 < exc.lineno <= len(lines) else ""
+        shown = f"the line reads {_short(line, 70)}" if line else "the file ends there"
         problems.append(f"submission.json is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
-                        f"(the line reads {_short(line, 70)}); fix it, e.g. {EXAMPLE_JSON}")
+                        f"({shown}); fix it, e.g. {EXAMPLE_JSON}")
+    except RecursionError:
+        problems.append("submission.json is nested too deeply to read (lists or objects inside each other "
+                        f"hundreds of levels deep): it holds a few short fields, e.g. {EXAMPLE_JSON}")
     except ValueError as exc:
         problems.append(f"submission.json: {exc}")
     return None
@@ -310,7 +385,7 @@ def _required_args(func: ast.FunctionDef) -> list[str]:
 
 def _check_source(path: Path, problems: list[str]) -> None:
     """submission.py parses and defines build_model() at top level, callable with no arguments (never run)."""
-    text = _read_text(path, "submission.py", problems)
+    text = _read_text(path, "submission.py", problems, MAX_SOURCE_BYTES)
     if text is None:
         return
     try:
@@ -318,6 +393,10 @@ def _check_source(path: Path, problems: list[str]) -> None:
     except SyntaxError as exc:
         shown = f" (the line reads {_short(exc.text.strip(), 70)})" if exc.text and exc.text.strip() else ""
         problems.append(f"submission.py has a syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{shown}; fix it")
+        return
+    except (RecursionError, MemoryError):
+        problems.append("submission.py is nested too deeply for Python's parser (an expression thousands of levels "
+                        "deep): simplify it")
         return
     except ValueError as exc:
         problems.append(f"submission.py cannot be parsed: {exc}")
@@ -387,25 +466,40 @@ def content_sha256(folder) -> str:
     """sha256 of the folder's contents: for every entry in sorted relative-path order, the 8-byte big-endian
     length of its UTF-8 path, the path, the 8-byte length of its bytes, the bytes. Regular files contribute
     their contents; a symbolic link contributes b"symlink:" + its target and any other special file b"special",
-    so every change shows (nothing is followed or skipped except bytecode caches)."""
+    so every change shows (nothing is followed or skipped except bytecode caches).
+
+    Files are read in chunks, and a folder whose files add up to more than MAX_TOTAL_BYTES is refused
+    (SubmissionError) before any is read: it cannot be a valid submission, and hashing a huge (or sparse)
+    file would only stall the grader."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionError(folder, ["is not a folder: pass a submission folder"])
     entries, truncated = _entries(folder.resolve())
     if truncated:
         raise SubmissionError(folder, [f"holds more than {MAX_SCANNED} entries: is this a submission folder?"])
+    sizes = {rel: path.lstat().st_size for rel, path, kind in entries if kind == "file"}
+    if sum(sizes.values()) > MAX_TOTAL_BYTES:
+        raise SubmissionError(folder, [f"holds {sum(sizes.values())} bytes, more than the {MAX_TOTAL_BYTES}-byte limit"])
     digest = hashlib.sha256()
+
+    def part(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+
     for rel, path, kind in entries:
-        name = rel.encode("utf-8", "surrogateescape")
-        if kind == "file":
-            data = path.read_bytes()
-        elif kind == "symlink":
-            data = b"symlink:" + os.fsencode(os.readlink(path))
-        else:
-            data = b"special"
-        for part in (name, data):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
+        part(rel.encode("utf-8", "surrogateescape"))
+        if kind != "file":
+            part(b"symlink:" + os.fsencode(os.readlink(path)) if kind == "symlink" else b"special")
+            continue
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest.update(size.to_bytes(8, "big"))
+            left = size
+            while left and (chunk := handle.read(min(left, 1 << 20))):
+                digest.update(chunk)
+                left -= len(chunk)
+            if left or handle.read(1):
+                raise SubmissionError(folder, [f"{rel} changed size while it was read: stop writing into the folder"])
     return digest.hexdigest()
 
 
@@ -469,6 +563,8 @@ def pack(folder, out_file=None, event=None) -> Path:
 def _member_problems(info: zipfile.ZipInfo) -> list[str]:
     """Why one archive member cannot be extracted safely (empty when it can)."""
     name, problems = info.filename, []
+    if not name:
+        return ["a member has an empty name"]
     parts = name.rstrip("/").split("/")
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
         problems.append(f"{name!r} is an absolute path; archive members must be relative")
@@ -493,6 +589,7 @@ def _member_problems(info: zipfile.ZipInfo) -> list[str]:
 def _archive_problems(members: list[zipfile.ZipInfo], max_bytes: int, max_files: int) -> tuple[list[str], str | None]:
     """(every problem of the archive's member list, the single top folder = submission id or None)."""
     problems = [p for m in members for p in _member_problems(m)]
+    members = [m for m in members if m.filename]   # (an empty name is reported above; is_dir() fails on it)
     names = [m.filename.rstrip("/") for m in members]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -513,6 +610,11 @@ def _archive_problems(members: list[zipfile.ZipInfo], max_bytes: int, max_files:
     elif not SAFE_ID.fullmatch(top):
         problems.append(f"the top folder {top!r} is not a valid submission id (letters, digits, '_', '.', '-')")
     return problems, top
+
+
+# What zipfile raises on a damaged or hand-crafted archive besides BadZipFile (found by fuzzing its bytes:
+# e.g. NotImplementedError "zip file version 19.0" or "compressed patched data" for a flipped header byte).
+DAMAGED = (EOFError, OSError, NotImplementedError, ValueError, RuntimeError, OverflowError)
 
 
 def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], top: str, into: Path, max_bytes: int) -> None:
@@ -545,8 +647,9 @@ def unpack(archive, dest, max_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX
         raise FileNotFoundError(f"{archive} is not a file: pass a submission archive (.zip)")
     try:
         opened = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise SubmissionError(archive, [f"is not a zip archive ({exc}): make it with `tito olympics submit`"]) from None
+    except (zipfile.BadZipFile, *DAMAGED) as exc:
+        raise SubmissionError(archive, [f"is not a zip archive ({type(exc).__name__}: {exc}): make it with "
+                                        f"`tito olympics submit`"]) from None
     with opened:
         members = opened.infolist()
         problems, top = _archive_problems(members, max_bytes, max_files)
@@ -563,11 +666,11 @@ def unpack(archive, dest, max_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX
             if target.exists():
                 raise FileExistsError(f"{target} appeared while unpacking; remove it and try again")
             staging.rename(target)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, *DAMAGED) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, FileExistsError):
                 raise
-            raise SubmissionError(archive, [f"is damaged and cannot be extracted: {exc}"]) from exc
+            raise SubmissionError(archive, [f"is damaged and cannot be extracted: {type(exc).__name__}: {exc}"]) from exc
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -587,9 +690,17 @@ def _describe(info: dict) -> list[str]:
 
 
 def cmd_olympics_submit(args, tree, say) -> int:
-    """`tito olympics submit FOLDER [--event EVENT] [--out FILE]`: validate, then pack a deterministic zip."""
+    """`tito olympics submit FOLDER [--event EVENT] [--out FILE]`: validate, then pack a deterministic zip.
+    Exit 2 for a FOLDER that is missing or not a folder, an unknown --event or an --out that exists (bad
+    arguments); 1 for a submission that is not valid."""
     from ..tree import TitoError, UsageError
 
+    given = Path(args.folder)
+    if not given.is_dir():
+        what = "is a file, not a folder" if given.exists() else "does not exist"
+        raise UsageError(f"{given} {what}: pass the folder that holds submission.py and submission.json")
+    if args.out is not None and Path(args.out).exists():
+        raise UsageError(f"--out {args.out} already exists; nothing was written. Remove it or choose another file")
     if args.event is not None:
         try:
             _parse_event_name(args.event)
