@@ -72,11 +72,14 @@ def test_compliance_report(tmp_path, kws_result):
     results = {"keyword_spotting": kws_result,
                "anomaly_detection": {"benchmark": "anomaly_detection", "status": "incompatible", "reason": "shape",
                                      "compliant": False}}
-    json_path, summary = perf.generate_compliance_report(results, tmp_path / "tinymlperf.json")
+    returned = perf.generate_compliance_report(results, tmp_path / "tinymlperf.json")
+    json_path, summary = perf.report_paths["json"], perf.report_paths["summary"]
     doc = json.loads(json_path.read_text())
     assert doc["compliance_rate"] == (0.5 if kws_result["compliant"] else 0.0) and doc["benchmarks"] == 2
+    assert doc["summary"]["total_benchmarks"] == 2 and doc["summary"]["overall_compliant"] is False
+    assert doc["summary"]["compliant_benchmark_names"] == (["keyword_spotting"] if kws_result["compliant"] else [])
     text = summary.read_text()
-    assert summary.name == "tinymlperf_summary.md"
+    assert returned == text and summary.name == "tinymlperf_summary.md"
     assert "TinyMLPerf Compliance Report" in text and "Compliance Rate" in text and "incompatible" in text
     with pytest.raises(FileExistsError, match="overwrite=True"):
         perf.generate_compliance_report(results, json_path)

@@ -31,7 +31,13 @@ def test_full_run_and_report(tmp_path, digits, models):
         assert acc.mean == pytest.approx(expected)
         energy = out["energy"][name]
         assert energy["available"] is False and energy["reason"]      # no RAPL/NVML here: said, not invented
-    folder = suite.generate_report()
+    report = suite.generate_report()
+    folder = suite.report_paths["folder"]
+    assert folder.parent == tmp_path and report == (folder / "report.md").read_text()
+    for heading in ("# TinyTorch Benchmark Report", "## System Information", "## Benchmark Results Summary",
+                    "### Latency Results", "### Accuracy Results", "## Recommendations"):
+        assert f"\n{heading}" in "\n" + report, heading
+    assert suite.report_paths["json"] == folder / "results.json" and all(p.exists() for p in suite.report_paths["plots"])
     names = {p.name for p in folder.iterdir()}
     assert {"results.json", "results.csv", "report.md", "report.html", "latency.png", "accuracy.png",
             "memory.png", "pareto_latency_accuracy.png"} <= names
@@ -45,7 +51,8 @@ def test_full_run_and_report(tmp_path, digits, models):
     assert "Pareto-optimal" in md and "Recommendations" in md and "Energy" in md and "unavailable" in md
     assert "<table" in (folder / "report.html").read_text()
     suite.run_dir = None
-    assert suite.generate_report() != folder          # a second report never overwrites the first
+    suite.generate_report()
+    assert suite.report_paths["folder"] != folder      # a second report never overwrites the first
 
 
 def test_pareto_matches_brute_force_on_the_measured_points(digits, models):
@@ -72,8 +79,10 @@ def test_unlabelled_data_records_accuracy_as_unavailable(tmp_path, digits):
                            max_time_s=0.3, measurement_runs=3, energy_windows=5)
     out = suite.run_full_benchmark()
     assert "accuracy" not in out and "never simulated" in out["accuracy_unavailable"]
-    doc = json.loads((suite.generate_report() / "results.json").read_text())
+    report = suite.generate_report()
+    doc = json.loads(suite.report_paths["json"].read_text())
     assert "unavailable" in doc["results"]["accuracy"]
+    assert "accuracy: no dataset has labels; accuracy is not measured (never simulated)" in report
 
 
 def test_compare_optimization_techniques(digits, models):

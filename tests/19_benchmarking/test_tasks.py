@@ -17,6 +17,7 @@ from tinytorch.benchmarking.tasks import (TASKS, TaskSpec, delong_interval, get_
                                           task_scores, train_reference)
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential
+from tinytorch.models import zoo
 from tinytorch.models.zoo import weights_digest
 
 SIZES = {"image_classification": (359, None), "visual_wake_words": (100, [50, 50]),
@@ -258,10 +259,81 @@ def test_changed_weights_are_refused_with_the_way_to_retrain(shipped_copy):
         reference_model("visual_wake_words")
 
 
-def test_train_reference_reproduces_the_shipped_weights():
-    model, info = train_reference("anomaly_detection", seed=0)
-    assert weights_digest(model.state_dict()) == read_manifest()["ad_autoencoder"]["sha256"]
+# Retraining: the bytes are a fingerprint of the machine (CPU, BLAS kernel, threads); the quality is not.
+# visual_wake_words is the cheapest reference to train (about a second), so it stands for the three.
+
+
+@pytest.fixture(scope="module")
+def retrained_vww():
+    """visual_wake_words trained twice with seed 0 in this process: [(model, info, sha256)] x 2."""
+    runs = []
+    for _ in range(2):
+        model, info = train_reference("visual_wake_words", seed=0)
+        runs.append((model, info, weights_digest(model.state_dict())))
+    return runs
+
+
+def test_training_is_deterministic_on_one_machine(retrained_vww):
+    """Where it holds: the same seed, process, machine and thread count give identical bytes."""
+    (first, info, digest), (second, _, again) = retrained_vww
+    assert digest == again
+    for (key, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert np.array_equal(a, b), key
     assert info["train_seconds"] > 0 and len(info["history"]) == info["recipe"]["epochs"]
+
+
+def test_retraining_agrees_with_the_shipped_quality(retrained_vww):
+    """Holds on any machine: the test accuracy within the stated tolerance, the Wilson intervals overlap."""
+    _, info, digest = retrained_vww[0]
+    entry = read_manifest()["vww_cnn"]
+    test, shipped = info["test"], entry["test"]
+    check = tasks.compare_with_shipped("visual_wake_words", digest, test)
+    tolerance = tasks.QUALITY_TOLERANCE["accuracy"]
+    assert check["tolerance"] == tolerance == 0.02
+    assert abs(test["value"] - shipped["value"]) <= tolerance and check["within_tolerance"]
+    low, high = scipy.stats.binomtest(round(shipped["value"] * shipped["n"]), shipped["n"]).proportion_ci(
+        0.95, method="wilson")
+    assert shipped["ci_low"] == pytest.approx(low) and shipped["ci_high"] == pytest.approx(high)
+    assert test["ci_low"] <= high and low <= test["ci_high"] and check["intervals_overlap"]
+    assert check["difference"] == pytest.approx(test["value"] - shipped["value"])
+    assert check["shipped"]["value"] == shipped["value"] and check["retrained"]["n"] == shipped["n"] == 100
+
+
+def test_retraining_gives_the_shipped_bytes_where_the_environment_matches(retrained_vww):
+    """The exact hash is asserted only where this environment is the one the manifest records."""
+    _, info, digest = retrained_vww[0]
+    entry = read_manifest()["vww_cnn"]
+    differences = zoo.fingerprint_differences(entry["environment"])
+    check = tasks.compare_with_shipped("visual_wake_words", digest, info["test"])
+    assert check["differences"] == differences and check["environment_recorded"]
+    if differences:
+        pytest.skip("this environment differs from the one that trained the shipped weights: " + "; ".join(differences))
+    assert digest == entry["sha256"] and check["identical"]
+
+
+def test_every_shipped_reference_records_its_training_environment():
+    for name in ("vww_cnn", "kws_cnn", "ad_autoencoder"):
+        env = read_manifest()[name]["environment"]
+        assert set(env["blas"]) == {"library", "version", "kernel", "threads"}, name
+        assert {"cpu_model", "machine", "python", "numpy", "scipy", "scikit-image", "trained_at"} <= set(env)
+        assert zoo.fingerprint_differences(env, env) == []
+
+
+def test_compare_with_shipped_names_what_differs_and_when_quality_disagrees():
+    entry = read_manifest()["vww_cnn"]
+    here = zoo.environment_fingerprint()
+    other = {**entry, "environment": {**here, "blas": {**here["blas"], "kernel": "SkylakeX", "threads": 64}}}
+    test = {**entry["test"], "value": entry["test"]["value"] - 0.05, "ci_low": 0.80, "ci_high": 0.90}
+    check = tasks.compare_with_shipped("visual_wake_words", "0" * 64, test, entry=other)
+    assert not check["identical"] and check["differences"] == [
+        f"BLAS kernel: {here['blas']['kernel']} here, SkylakeX in the manifest",
+        f"BLAS threads: {here['blas']['threads']} here, 64 in the manifest"]
+    assert check["difference"] == pytest.approx(-0.05) and not check["within_tolerance"]
+    assert check["intervals_overlap"] == (0.90 >= entry["test"]["ci_low"])
+    unrecorded = {key: value for key, value in entry.items() if key != "environment"}
+    check = tasks.compare_with_shipped("visual_wake_words", entry["sha256"], entry["test"], entry=unrecorded)
+    assert check["identical"] and not check["environment_recorded"]
+    assert check["within_tolerance"] and check["intervals_overlap"] and "does not record" in check["differences"][0]
 
 
 def test_install_reference_writes_weights_and_manifest(shipped_copy):
@@ -274,6 +346,9 @@ def test_install_reference_writes_weights_and_manifest(shipped_copy):
     assert entry["test"]["ci_low"] > 0.80 and after["kws_cnn"] == before["kws_cnn"]
     assert not list(shipped_copy.glob(".*.tmp"))
     assert weights_digest(reference_model("visual_wake_words").state_dict()) == entry["sha256"]
+    env = entry["environment"]                      # module 09's fingerprint, next to the versions kept before
+    assert {key: env[key] for key in zoo.environment_fingerprint()} == zoo.environment_fingerprint()
+    assert {"scipy", "scikit-image", "cpus", "load_average_1min", "trained_at"} <= set(env)
 
 
 def test_install_reference_refuses_a_model_that_misses_the_target(shipped_copy, monkeypatch):

@@ -2,8 +2,8 @@
 # Source of truth: modules/19_benchmarking/benchmarking.py; regenerate with `tito export 19`.
 
 # %% auto #0
-__all__ = ['METRICS', 'PREDICT_BATCH', 'name_models', 'dataset_arrays', 'forward', 'predict', 'predicted_labels', 'Benchmark',
-           'best_model']
+__all__ = ['METRICS', 'PREDICT_BATCH', 'DATA_KEYS', 'LABEL_KEYS', 'name_models', 'as_callable', 'dataset_arrays',
+           'split_datasets', 'model_input_shape', 'forward', 'predict', 'predicted_labels', 'Benchmark', 'best_model']
 
 # %% ../../nbs/19_benchmarking.ipynb #d272dfe6
 import contextlib
@@ -24,7 +24,7 @@ from ..profiling.profiler import (_check_int, count_parameters, inference_mode, 
 METRICS = {"latency": "latency_ms", "accuracy": "accuracy", "memory": "peak_memory_mib"}
 PREDICT_BATCH = 256
 
-# %% ../../nbs/19_benchmarking.ipynb #bb426544
+# %% ../../nbs/19_benchmarking.ipynb #7247e3de
 def name_models(models):
     """{name: model} from a dict (its keys), one model, or a list: names from model.name when it is a
     non-empty string, else model_<i>; a repeated name gets _<i> appended. Every model must be callable."""
@@ -43,11 +43,22 @@ def name_models(models):
         raise ValueError("no models given: pass a Module, a callable, a list of them or a {name: model} dict")
     named = {}
     for i, (name, model) in enumerate(items):
-        if not callable(model):
-            raise TypeError(f"model {name!r} is a {type(model).__name__}, not callable: pass a tinytorch Module or a "
-                            "function from a numpy array of inputs to a numpy array of outputs")
-        named[f"{name}_{i}" if name in named else name] = model
+        named[f"{name}_{i}" if name in named else name] = as_callable(model, name)
     return named
+
+# %% ../../nbs/19_benchmarking.ipynb #30037553
+def as_callable(model, name="model"):
+    """model itself when it is callable (a tinytorch Module, a function); else its bound forward (or
+    predict) method, for objects that only define model.forward(x) as the course's examples do."""
+    if callable(model):
+        return model
+    for method in ("forward", "predict"):
+        bound = getattr(model, method, None)
+        if callable(bound):
+            return bound
+    raise TypeError(f"model {name!r} is a {type(model).__name__}, not callable and without a forward() or predict() "
+                    "method: pass a tinytorch Module or a function from a numpy array of inputs to a numpy array "
+                    "of outputs")
 
 # %% ../../nbs/19_benchmarking.ipynb #d65c462e
 def _array(value, what):
@@ -86,6 +97,57 @@ def dataset_arrays(dataset, index=0):
     if y is not None and (y.ndim != 1 or len(y) != len(x)):
         raise ValueError(f"{what}: labels must be 1-D with one label per sample; got inputs {x.shape}, labels {y.shape}")
     return x, y
+
+# %% ../../nbs/19_benchmarking.ipynb #5dc306d3
+DATA_KEYS, LABEL_KEYS = ("X", "inputs"), ("y", "labels")
+
+
+def split_datasets(datasets):
+    """(data, descriptions): data is [(X, y or None)] of every dataset that holds samples (see
+    dataset_arrays; a dict holds them under "X"/"inputs" and "y"/"labels"); descriptions is every
+    other dict, kept as given (e.g. {"name": "baseline"}, as course material writes): it names a
+    dataset but holds no samples, so latency and memory then run on generated inputs and accuracy
+    cannot be measured. An empty list is allowed: no data at all."""
+    listed = [datasets] if isinstance(datasets, (tuple, dict)) or not isinstance(datasets, list) else datasets
+    data, descriptions = [], []
+    for i, dataset in enumerate(listed):
+        if isinstance(dataset, dict):
+            inputs = [k for k in DATA_KEYS if k in dataset]
+            if not inputs:
+                descriptions.append(dict(dataset))
+                continue
+            labels = [k for k in LABEL_KEYS if k in dataset]
+            dataset = (dataset[inputs[0]], dataset[labels[0]] if labels else None)
+        data.append(dataset_arrays(dataset, i))
+    return data, descriptions
+
+# %% ../../nbs/19_benchmarking.ipynb #7fb548ff
+def model_input_shape(models):
+    """The one-sample input shape (1, features) the models read, when it can be known: a model's own
+    input_shape attribute, or the in_features of its first layer (Linear). None when no model says
+    (a first Conv2d knows its channels but not the image size); a ValueError when two models disagree."""
+    shapes = {}
+    for name, model in models.items():
+        shape = getattr(model, "input_shape", None)
+        if shape is None and isinstance(model, Module):
+            first = next((m for m in model.modules() if not m.children()), None)   # the first layer, depth first
+            features = getattr(first, "in_features", None)                        # Linear, QuantizedLinear
+            if isinstance(features, numbers.Integral):
+                shape = (1, int(features))
+        if shape is not None:
+            shapes[name] = tuple(int(d) for d in shape)
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"the models read inputs of different shapes {shapes}: benchmark them in separate runs")
+    return next(iter(shapes.values()), None)
+
+# %% ../../nbs/19_benchmarking.ipynb #523482ad
+def _check_shape(input_shape):
+    """input_shape as a tuple of positive ints (the batch size first); ValueError with the value otherwise."""
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if not shape or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in shape):
+        raise ValueError(f"input_shape must be a tuple of positive ints with the batch size first, e.g. "
+                         f"(1, 1, 8, 8); got {input_shape!r}")
+    return tuple(int(d) for d in shape)
 
 # %% ../../nbs/19_benchmarking.ipynb #26fbd43c
 def forward(model, x):
@@ -134,25 +196,27 @@ def _inference(models):
                 stack.enter_context(inference_mode(model))
         yield
 
-# %% ../../nbs/19_benchmarking.ipynb #4045336a
+# %% ../../nbs/19_benchmarking.ipynb #6ad906d8
 class Benchmark:
     """Latency, accuracy, memory and throughput of several models on the same data, measured
     (MEASUREMENT.md): latencies interleaved across models, accuracy from the labels, memory from the
     stored parameters and a traced forward pass.
 
-    models: a Module, a callable on numpy arrays, a list of them (names from model.name or model_<i>)
-    or {name: model}. datasets: (X, y) pairs, (X, None), arrays, tinytorch Datasets or DataLoaders (one
-    or a list). measurement_runs is the minimum number of raw latency samples; sampling goes on until
-    the median's 95% interval is within target_rel_halfwidth (or max_time_s).
+    models: a Module, a callable on numpy arrays, an object with a forward() method, a list of them
+    (names from model.name or model_<i>) or {name: model}. datasets: (X, y) pairs, (X, None), arrays,
+    tinytorch Datasets or DataLoaders (one or a list); dicts that only describe a dataset (e.g.
+    {"name": "baseline"}) and an empty list are allowed too: latency and memory then run on seeded
+    generated inputs of input_shape (given here or to the run, or known from the models' first
+    Linear layer) and the results say so, while accuracy, which needs labels, is a clear error.
+    measurement_runs is the minimum number of raw latency samples; sampling goes on until the
+    median's 95% interval is within target_rel_halfwidth (or max_time_s).
     """
 
     def __init__(self, models, datasets, warmup_runs=5, measurement_runs=10, target_rel_halfwidth=0.02,
-                 max_time_s=10.0, seed=0):
+                 max_time_s=10.0, seed=0, input_shape=None):
         self.models = name_models(models)
-        listed = [datasets] if isinstance(datasets, tuple) or not isinstance(datasets, list) else datasets
-        if not listed:
-            raise ValueError("no datasets given: pass (X, y) pairs, arrays, Datasets or DataLoaders")
-        self.datasets = [dataset_arrays(d, i) for i, d in enumerate(listed)]
+        self.datasets, self.dataset_descriptions = split_datasets(datasets)
+        self.input_shape = None if input_shape is None else _check_shape(input_shape)
         self.warmup_runs = _check_int(warmup_runs, "warmup_runs", 0)
         self.measurement_runs = _check_int(measurement_runs, "measurement_runs", 2)
         if not 0 < target_rel_halfwidth < 1:
@@ -166,24 +230,47 @@ class Benchmark:
         self.environment = system_info()
 
     def __repr__(self):
-        shapes = ", ".join(str(x.shape) for x, _ in self.datasets)
-        return (f"Benchmark(models={list(self.models)}, datasets=[{shapes}], warmup_runs={self.warmup_runs}, "
+        shapes = [str(x.shape) for x, _ in self.datasets] + [repr(d) for d in self.dataset_descriptions]
+        return (f"Benchmark(models={list(self.models)}, datasets=[{', '.join(shapes)}], warmup_runs={self.warmup_runs}, "
                 f"measurement_runs={self.measurement_runs}, results={list(self.results)})")
 
+    def _generated_shape(self, input_shape):
+        """The shape of generated inputs: the argument, else the constructor's, else the models' own."""
+        for shape in (input_shape, self.input_shape):
+            if shape is not None:
+                return _check_shape(shape)
+        shape = model_input_shape(self.models)
+        if shape is None:
+            given = "no dataset holds samples" + (f" (only descriptions: {self.dataset_descriptions})"
+                                                   if self.dataset_descriptions else "")
+            raise ValueError(f"{given}, so inputs must be generated, and their shape cannot be known from the "
+                             "models (e.g. a first Conv2d knows its channels, not the image size): pass "
+                             "input_shape, e.g. run_latency_benchmark(input_shape=(1, 1, 8, 8)) or "
+                             "Benchmark(..., input_shape=(1, 1, 8, 8)), or pass (X, y) data")
+        return shape
+
     def sample_input(self, input_shape=None, batch_size=None):
-        """A numpy input batch: real samples of the first dataset (cycled to batch_size), or seeded normal
-        data of input_shape (the batch size included)."""
-        if input_shape is not None:
-            shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-            if not shape or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in shape):
-                raise ValueError(f"input_shape must be a tuple of positive ints with the batch size first, e.g. "
-                                 f"(1, 1, 8, 8); got {input_shape!r}")
-            if batch_size is not None:
-                shape = (batch_size, *shape[1:])
-            return np.random.default_rng(self.seed).standard_normal(shape).astype(np.float32)
-        x = self.datasets[0][0]
-        size = 1 if batch_size is None else batch_size
-        return np.ascontiguousarray(x[np.arange(size) % len(x)]).astype(np.float32, copy=False)
+        """A numpy input batch: seeded normal data of input_shape (the batch size included) when given,
+        else real samples of the first dataset (cycled to batch_size), else, when no dataset holds
+        samples, seeded normal data of the constructor's or the models' input shape."""
+        if input_shape is None and self.datasets:
+            x = self.datasets[0][0]
+            size = 1 if batch_size is None else batch_size
+            return np.ascontiguousarray(x[np.arange(size) % len(x)]).astype(np.float32, copy=False)
+        shape = self._generated_shape(input_shape)
+        if batch_size is not None:
+            shape = (batch_size, *shape[1:])
+        return np.random.default_rng(self.seed).standard_normal(shape).astype(np.float32)
+
+    def input_description(self, input_shape=None, batch_size=None):
+        """What sample_input(input_shape, batch_size) returns, in words (recorded in every result)."""
+        if input_shape is None and self.datasets:
+            return f"dataset 0: its first {1 if batch_size is None else batch_size} sample(s), cycled"
+        shape = self._generated_shape(input_shape)
+        if batch_size is not None:
+            shape = (batch_size, *shape[1:])
+        return (f"generated: seeded normal (numpy default_rng({self.seed}).standard_normal), shape {shape}, "
+                f"seed {self.seed}, float32")
 
     def _check_runs(self, x):
         for name, model in self.models.items():
@@ -198,7 +285,7 @@ class Benchmark:
     def run_latency_benchmark(self, input_shape=None, progress=None):
         """{name: BenchmarkResult('latency_ms')}: per-call milliseconds of every calibrated raw sample,
         all models measured in alternating rounds on the same input."""
-        x = self.sample_input(input_shape)
+        x, inputs = self.sample_input(input_shape), self.input_description(input_shape)
         self._check_runs(x)
         calls = {name: _timed_call(model, x) for name, model in self.models.items()}
         with _inference(self.models.values()):
@@ -208,7 +295,7 @@ class Benchmark:
         results = {}
         for name, timing in timings.items():
             meta = {"unit": "ms", "model": name, "higher_is_better": False, "input_shape": list(x.shape),
-                    "raw_sample_ns": timing.median_ns * timing.calls_per_sample, "timing": timing.to_dict(),
+                    "inputs": inputs, "raw_sample_ns": timing.median_ns * timing.calls_per_sample, "timing": timing.to_dict(),
                     "interleaved_with": list(timings), "environment": self.environment}
             meta["timing"].pop("samples_ns", None)
             results[name] = BenchmarkResult("latency_ms", np.asarray(timing.samples_ns) / 1e6, meta)
@@ -218,8 +305,11 @@ class Benchmark:
     def _labelled(self):
         labelled = [(i, x, y) for i, (x, y) in enumerate(self.datasets) if y is not None]
         if not labelled:
-            raise ValueError("accuracy needs labels, and no dataset has any: pass (X, y) pairs or labelled "
-                             "Datasets. TinyTorch never simulates an accuracy.")
+            given = (f"{len(self.datasets)} dataset(s) of inputs without labels" if self.datasets else "no samples")
+            if self.dataset_descriptions:
+                given += f" and descriptions without samples {self.dataset_descriptions}"
+            raise ValueError(f"accuracy needs labels, and none were given (got {given}): pass (X, y) pairs, "
+                             "{'X': ..., 'y': ...} dicts or labelled Datasets. TinyTorch never simulates an accuracy.")
         return labelled
 
     def run_accuracy_benchmark(self):
@@ -248,7 +338,7 @@ class Benchmark:
         """{name: BenchmarkResult('peak_memory_mib')}: tracemalloc peak of one forward pass, measured
         measurement_runs times; metadata holds parameter count/bytes and serialized bytes (None, with a
         reason, for plain callables, which expose no parameters)."""
-        x = self.sample_input(input_shape)
+        x, inputs = self.sample_input(input_shape), self.input_description(input_shape)
         self._check_runs(x)
         results = {}
         for name, model in self.models.items():
@@ -260,7 +350,8 @@ class Benchmark:
                 sizes = {"parameters": None, "parameter_bytes": None, "serialized_bytes": None,
                          "why_none": "a plain callable exposes no parameters to count"}
             results[name] = BenchmarkResult("peak_memory_mib", peaks, {
-                "unit": "MiB", "model": name, "higher_is_better": False, "input_shape": list(x.shape), **sizes,
+                "unit": "MiB", "model": name, "higher_is_better": False, "input_shape": list(x.shape),
+                "inputs": inputs, **sizes,
                 "method": "tracemalloc peak above the starting level during one forward pass"})
         self.results["memory"] = results
         return results
@@ -336,9 +427,13 @@ class Benchmark:
         table.attrs["metric"], table.attrs["best"] = METRICS["accuracy"], best
         return table
 
+    @property
     def system_info(self):
-        """The environment recorded when this benchmark was created."""
-        return dict(self.environment)
+        """The environment recorded when this benchmark was created (a dict), with the course's keys
+        (platform, processor, python_version, memory_gb, cpu_count) next to MEASUREMENT.md's."""
+        env = self.environment
+        return {**env, "platform": env["os"], "processor": env["cpu_model"], "python_version": env["python"],
+                "memory_gb": env["memory_total_bytes"] / 2**30, "cpu_count": env["logical_cores"]}
 
 # %% ../../nbs/19_benchmarking.ipynb #aa20d0fd
 def best_model(table):

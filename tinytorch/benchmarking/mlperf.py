@@ -4,20 +4,20 @@
 # %% auto #0
 __all__ = ['COMPLIANCE_SCHEMA', 'WINDOWS', 'TinyMLPerf']
 
-# %% ../../nbs/19_benchmarking.ipynb #7a642c25
+# %% ../../nbs/19_benchmarking.ipynb #b50ff880
 import numbers
 from pathlib import Path
 
 import numpy as np
 
-from .harness import _inference, _timed_call, forward
+from .harness import _inference, _timed_call, as_callable, forward
 from .reporting import atomic_write_json, atomic_write_text, markdown_table, to_jsonable
 from .results import BenchmarkResult, system_info
 from .stats import median_interval
 from .tasks import TASKS, load_task_data, reference_model, score_task, task_scores
 from .timer import measure_adaptive
 
-# %% ../../nbs/19_benchmarking.ipynb #99352866
+# %% ../../nbs/19_benchmarking.ipynb #765cddfc
 COMPLIANCE_SCHEMA = "tinytorch.tinymlperf.compliance/1"
 WINDOWS = 5
 
@@ -33,6 +33,7 @@ class TinyMLPerf:
         if isinstance(random_seed, bool) or not isinstance(random_seed, numbers.Integral):
             raise ValueError(f"random_seed must be an int, got {random_seed!r}")
         self.random_seed = int(random_seed)
+        self.report_paths = {}
 
     def __repr__(self):
         return f"TinyMLPerf(random_seed={self.random_seed}, benchmarks={self.list_benchmarks()})"
@@ -47,7 +48,7 @@ class TinyMLPerf:
         return TASKS[name]
 
     def _performance(self, model, x, num_runs):
-        per_window = max(num_runs // WINDOWS, 2)
+        per_window = num_runs // WINDOWS              # num_runs=5: one call per window, its own median
         window_medians, pooled = [], []
         with _inference([model]):
             for k in range(WINDOWS):
@@ -63,9 +64,11 @@ class TinyMLPerf:
         """The result dict of one task (course keys plus intervals and how each number was measured).
         model: a tinytorch Module or a numpy callable for the task's inputs; None runs the reference."""
         spec = self._spec(benchmark_name)
-        if isinstance(num_runs, bool) or not isinstance(num_runs, numbers.Integral) or num_runs < 2 * WINDOWS:
-            raise ValueError(f"num_runs must be an int >= {2 * WINDOWS} ({WINDOWS} windows of >= 2 runs), got {num_runs!r}")
-        model = reference_model(benchmark_name) if model is None else model
+        if isinstance(num_runs, bool) or not isinstance(num_runs, numbers.Integral) or num_runs < WINDOWS:
+            raise ValueError(f"num_runs must be an int >= {WINDOWS}, got {num_runs!r}: performance mode reports the median "
+                             f"of {WINDOWS} windows of >= 1 single-sample run each (MLPerf Tiny's rule, and "
+                             "MEASUREMENT.md rule 15); fewer runs cannot give that median")
+        model = reference_model(benchmark_name) if model is None else as_callable(model)
         x, y = load_task_data(benchmark_name, "test", seed=self.random_seed, root=root)
         try:
             forward(model, x[:1])
@@ -79,8 +82,10 @@ class TinyMLPerf:
         low, high, coverage = median_interval(windows)     # 5 windows: (min, max), coverage 93.75%
         accuracy_met = quality["ci_low"] >= spec.target_quality
         latency_met = high <= spec.target_latency_ms
+        own = getattr(model, "name", None) or getattr(getattr(model, "__self__", None), "name", None)
         return {
-            "benchmark": benchmark_name, "model": getattr(model, "name", None) or type(model).__name__,
+            "benchmark": benchmark_name, "benchmark_name": benchmark_name,
+            "model": own or type(model).__name__, "model_name": own or type(model).__name__,
             "quality_metric": quality["metric"], "accuracy": quality["value"],
             "accuracy_ci": [quality["ci_low"], quality["ci_high"]], "accuracy_interval": quality["interval"],
             "accuracy_samples": quality["n"], "latency_ms": median, "window_medians_ms": windows,
@@ -114,12 +119,15 @@ class TinyMLPerf:
             except ValueError as exc:
                 if model is None or isinstance(model, dict):
                     raise
-                results[name] = {"benchmark": name, "status": "incompatible", "reason": str(exc), "compliant": False}
+                results[name] = {"benchmark": name, "status": "incompatible", "reason": str(exc), "error": str(exc),
+                                 "compliant": False}
         return results
 
-    def generate_compliance_report(self, results, output_path, overwrite=False):
-        """Write the results as JSON at output_path and a Markdown summary beside it (<stem>_summary.md) with
-        the TinyMLPerf Compliance Report and the Compliance Rate; (json path, summary path)."""
+    def generate_compliance_report(self, results, output_path="tinymlperf_report.json", overwrite=False):
+        """The Markdown summary (TinyMLPerf Compliance Report, Compliance Rate, one row per task), after
+        writing the results as JSON at output_path and the summary beside it (<stem>_summary.md); both
+        paths are in self.report_paths ("json", "summary"). Existing files are never overwritten unless
+        overwrite=True. An incompatible task counts as not compliant."""
         if not isinstance(results, dict) or not results:
             raise ValueError("results must be the non-empty {task: result} dict of run_all_benchmarks")
         path = Path(output_path)
@@ -132,8 +140,9 @@ class TinyMLPerf:
         rows, passed = [], 0
         for name, r in results.items():
             passed += bool(r.get("compliant"))
-            if r.get("status") == "incompatible":
-                rows.append({"benchmark": name, "quality": "incompatible", "latency": r["reason"][:80], "compliant": "no"})
+            if r.get("status") == "incompatible" or "error" in r:
+                reason = str(r.get("reason") or r.get("error"))
+                rows.append({"benchmark": name, "quality": "incompatible", "latency": reason[:80], "compliant": "no"})
                 continue
             rows.append({"benchmark": name,
                          "quality": f"{r['quality_metric']} {r['accuracy']:.4f} [{r['accuracy_ci'][0]:.4f}, "
@@ -142,8 +151,13 @@ class TinyMLPerf:
                                     f" vs {r['target_latency_ms']} ms",
                          "compliant": "yes" if r["compliant"] else "no"})
         rate = passed / len(results)
+        names = [n for n, r in results.items() if r.get("compliant")]
+        models = sorted({str(r["model_name"]) for r in results.values() if "model_name" in r})
         doc = {"schema": COMPLIANCE_SCHEMA, "random_seed": self.random_seed, "compliance_rate": rate,
-               "compliant": passed, "benchmarks": len(results), "results": results, "environment": system_info()}
+               "compliant": passed, "benchmarks": len(results), "model_name": ", ".join(models) or None,
+               "summary": {"total_benchmarks": len(results), "compliant_benchmarks": passed, "compliance_rate": rate,
+                           "overall_compliant": passed == len(results), "compliant_benchmark_names": names},
+               "results": results, "environment": system_info()}
         atomic_write_json(path, to_jsonable(doc), overwrite=overwrite)
         text = "\n".join(["# TinyMLPerf Compliance Report", "",
                           f"Compliance Rate: {passed}/{len(results)} ({rate:.0%})", "",
@@ -152,4 +166,5 @@ class TinyMLPerf:
                           "target, latency when the upper bound of the window medians' interval (5 windows: their maximum, "
                           "93.75% confidence) is within the target.", ""])
         atomic_write_text(summary, text, overwrite=overwrite)
-        return path, summary
+        self.report_paths = {"json": path, "summary": summary}
+        return text

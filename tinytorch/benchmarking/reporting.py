@@ -306,11 +306,11 @@ def _html_table(df_or_rows, floatfmt=FLOAT_FORMAT):
                    + "</tr>\n" for row in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
 
-# %% ../../nbs/19_benchmarking.ipynb #0c4f1437
+# %% ../../nbs/19_benchmarking.ipynb #c043702f
 def _html_block(block):
     """One ("kind", ...) block as HTML."""
     kind, *args = block
-    if kind in ("h2", "p", "pre") and len(args) == 1:
+    if kind in ("h2", "h3", "p", "pre") and len(args) == 1:
         return f"<{kind}>{html.escape(str(args[0]))}</{kind}>"
     if kind == "ul" and len(args) == 1:
         return "<ul>\n" + "".join(f"<li>{html.escape(str(item))}</li>\n" for item in args[0]) + "</ul>"
@@ -321,7 +321,7 @@ def _html_block(block):
         if PurePath(src).is_absolute() or re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", src):
             raise ValueError(f"img path must be relative to the page (no external assets), got {src!r}")
         return f'<img src="{html.escape(src, quote=True)}" alt="{html.escape(str(args[1]), quote=True)}">'
-    raise ValueError(f"unknown block {block!r}: use ('h2'|'p'|'pre', text), ('ul', [items]), "
+    raise ValueError(f"unknown block {block!r}: use ('h2'|'h3'|'p'|'pre', text), ('ul', [items]), "
                      f"('table', DataFrame or rows), ('img', relative path, alt)")
 
 # %% ../../nbs/19_benchmarking.ipynb #39696628

@@ -81,7 +81,7 @@ def _proportion_values(values):
                          f"got e.g. {bad.tolist()}")
     return values
 
-# %% ../../nbs/19_benchmarking.ipynb #65c3a649
+# %% ../../nbs/19_benchmarking.ipynb #2ab86034
 class BenchmarkResult:
     """One metric measured several times: the raw values and every statistic derived from them.
 
@@ -155,9 +155,23 @@ class BenchmarkResult:
     p95 = property(lambda self: self.percentiles["p95"])
     p99 = property(lambda self: self.percentiles["p99"])
 
+    @property
+    def ci_method(self):
+        """Which interval ci_lower/ci_upper are, in words."""
+        pct = f"{self.confidence:.0%}"
+        if self.interval_method == "wilson":
+            return f"{pct} Wilson score interval of the proportion (the mean of 0/1 outcomes)"
+        return f"{pct} Student-t interval of the mean (t with n-1 = {self.count - 1} degrees of freedom, not z = 1.96)"
+
     def to_dict(self):
-        """JSON-ready: the raw values, the metadata and every statistic (from_dict recomputes them)."""
+        """JSON-ready: the raw values, the metadata and every statistic (from_dict recomputes them).
+        The course's flat keys (metric_name, values, mean, std, median, min, max, count, ci_lower,
+        ci_upper, metadata) sit at the top; ci_lower/ci_upper are the interval of the MEAN that
+        ci_method names (Student's t, or Wilson's for 0/1 outcomes); the median's own interval is
+        summary["median_ci"]."""
         return {"schema": RESULT_SCHEMA, "metric_name": self.metric_name, "values": self.values.tolist(),
+                "mean": self.mean, "std": self.std, "median": self.median, "min": self.min_val, "max": self.max_val,
+                "count": self.count, "ci_lower": self.ci_lower, "ci_upper": self.ci_upper, "ci_method": self.ci_method,
                 "metadata": self.metadata, "confidence": self.confidence,
                 "summary": {"count": self.count, "mean": self.mean, "std": self.std, "median": self.median,
                             "min": self.min_val, "max": self.max_val, "ci_lower": self.ci_lower,

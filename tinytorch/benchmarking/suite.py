@@ -2,7 +2,7 @@
 # Source of truth: modules/19_benchmarking/benchmarking.py; regenerate with `tito export 19`.
 
 # %% auto #0
-__all__ = ['SUITE_SCHEMA', 'AXES', 'BenchmarkSuite', 'compare_optimization_techniques']
+__all__ = ['SUITE_SCHEMA', 'REPORT_TITLE', 'AXES', 'UNMEASURED', 'BenchmarkSuite', 'compare_optimization_techniques']
 
 # %% ../../nbs/19_benchmarking.ipynb #6da886e1
 from pathlib import Path
@@ -17,8 +17,9 @@ from .reporting import (atomic_write_json, atomic_write_text, html_page, markdow
 from .results import compare_results, geometric_mean, mcnemar_p
 from .stats import holm
 
-# %% ../../nbs/19_benchmarking.ipynb #108450f8
+# %% ../../nbs/19_benchmarking.ipynb #41b78620
 SUITE_SCHEMA = "tinytorch.benchmark.suite/1"
+REPORT_TITLE = "TinyTorch Benchmark Report"
 AXES = {"latency": ("latency", "median latency (ms)", True), "accuracy": ("accuracy", "accuracy", False),
         "memory": ("memory", "peak memory of a forward pass (MiB)", True),
         "parameter_bytes": ("memory", "parameter bytes", True)}
@@ -28,7 +29,7 @@ def _say(progress, text):
     if progress is not None:
         progress(text)
 
-# %% ../../nbs/19_benchmarking.ipynb #ac3fab29
+# %% ../../nbs/19_benchmarking.ipynb #4dbd8274
 class BenchmarkSuite:
     """Every metric of Benchmark for several models, plus energy, plots and a written report.
 
@@ -42,6 +43,7 @@ class BenchmarkSuite:
         self.energy_windows = energy_windows
         self.energy = {}
         self.run_dir = None
+        self.report_paths = {}
 
     models = property(lambda self: self.benchmark.models)
     results = property(lambda self: self.benchmark.results)
@@ -61,6 +63,7 @@ class BenchmarkSuite:
             bench.run_accuracy_benchmark()
         else:
             bench.results["accuracy_unavailable"] = "no dataset has labels; accuracy is not measured (never simulated)"
+            _say(progress, "accuracy: not measured, no dataset has labels")
         _say(progress, "memory: parameters, serialized size, traced peak")
         bench.run_memory_benchmark(input_shape)
         x = bench.sample_input(input_shape)
@@ -163,7 +166,7 @@ class BenchmarkSuite:
             recs.append("Pareto-optimal on latency vs accuracy (no other model is both faster and more accurate): "
                         + ", ".join(found["pareto"]["optimal"]) + ".")
         if any(not e.get("available") for e in self.energy.values()):
-            recs.append("Energy was not measured for every model (see Energy for why); compare energy on a machine "
+            recs.append("Energy was not measured for every model (see Energy Results for why); compare energy on a machine "
                         "with RAPL or NVML counters.")
         return recs
 
@@ -173,6 +176,7 @@ class BenchmarkSuite:
         doc = {"schema": SUITE_SCHEMA, "environment": self.benchmark.environment, "models": list(self.models),
                "datasets": [{"index": i, "inputs_shape": list(x.shape), "labels": y is not None}
                             for i, (x, y) in enumerate(self.benchmark.datasets)],
+               "dataset_descriptions": self.benchmark.dataset_descriptions,
                "results": {metric: {n: r.to_dict() for n, r in self.results[metric].items()}
                            for metric in ("latency", "accuracy", "memory") if metric in self.results},
                "energy": self.energy, "best": found["best"], "pareto": found["pareto"],
@@ -190,31 +194,46 @@ class BenchmarkSuite:
         return pd.DataFrame(rows, columns=["model", "metric", "run", "value", "unit"])
 
     def generate_report(self):
-        """Write a new run folder under output_dir: results.json (versioned, raw values, environment),
-        results.csv (raw values), report.md, report.html and the plots. Returns the folder."""
+        """The report as Markdown text (headings: Benchmark Report, System Information, Benchmark
+        Results Summary, Recommendations), after writing a new run folder under output_dir:
+        results.json (versioned, raw values, environment), results.csv (raw values), report.md (this
+        text), report.html and the plots. Their paths are in self.report_paths ("folder", "json",
+        "csv", "markdown", "html", "plots")."""
         self._require("latency")
         doc, found = self.to_json()
         folder = self._folder(None)
         plots = self.plot_results(folder)
         if found["pareto"] is not None:
             plots.append(self.plot_pareto_frontier(directory=folder)["path"])
-        atomic_write_json(folder / "results.json", doc)
-        atomic_write_text(folder / "results.csv", self.raw_table().to_csv(index=False))
+        paths = {"folder": folder, "json": folder / "results.json", "csv": folder / "results.csv",
+                 "markdown": folder / "report.md", "html": folder / "report.html", "plots": [Path(p) for p in plots]}
+        atomic_write_json(paths["json"], doc)
+        atomic_write_text(paths["csv"], self.raw_table().to_csv(index=False))
         blocks = self._report_blocks(found, [Path(p).name for p in plots])
-        atomic_write_text(folder / "report.md", _markdown(blocks))
-        atomic_write_text(folder / "report.html", html_page("TinyTorch benchmark report", blocks))
-        return folder
+        text = _markdown(blocks)
+        atomic_write_text(paths["markdown"], text)
+        atomic_write_text(paths["html"], html_page(REPORT_TITLE, blocks))
+        self.report_paths = paths
+        return text
 
     def _report_blocks(self, found, images):
-        env = self.benchmark.environment
-        blocks = [("h2", "System"), ("ul", [f"{k}: {v}" for k, v in env.items()])]
+        env, bench = self.benchmark.environment, self.benchmark
+        inputs = [f"dataset {i}: inputs {list(x.shape)}, {'labelled' if y is not None else 'no labels'}"
+                  for i, (x, y) in enumerate(bench.datasets)]
+        inputs += [f"described, no samples: {d}" for d in bench.dataset_descriptions]
+        latency = next(iter(self.results["latency"].values()))
+        inputs.append(f"latency and memory inputs: {latency.metadata['inputs']}")
+        if "accuracy_unavailable" in self.results:
+            inputs.append(f"accuracy: {self.results['accuracy_unavailable']}")
+        blocks = [("h2", "System Information"), ("ul", [f"{k}: {v}" for k, v in env.items()]),
+                  ("h2", "Data"), ("ul", inputs), ("h2", "Benchmark Results Summary")]
         for metric, table in found["tables"].items():
-            blocks += [("h2", f"{metric} ({table.attrs['metric']})"), ("table", table),
+            blocks += [("h3", f"{metric.capitalize()} Results ({table.attrs['metric']})"), ("table", table),
                        ("p", found["best"][metric]["claim"])]
         if self.energy:
-            blocks += [("h2", "Energy"), ("ul", _energy_lines(self.energy))]
+            blocks += [("h3", "Energy Results"), ("ul", _energy_lines(self.energy))]
         if found["pareto"] is not None:
-            blocks += [("h2", "Pareto-optimal models (latency vs accuracy)"),
+            blocks += [("h3", "Pareto-optimal models (latency vs accuracy)"),
                        ("p", ", ".join(found["pareto"]["optimal"]) + " (dominated: "
                         + (", ".join(found["pareto"]["dominated"]) or "none") + ")")]
         blocks += [("h2", "Recommendations"), ("ul", found["recommendations"]), ("h2", "Plots")]
@@ -238,12 +257,14 @@ def _records(table):
     """A DataFrame as JSON-ready rows; a missing value (NaN, e.g. the best model's ratio to itself) is None."""
     return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 
-# %% ../../nbs/19_benchmarking.ipynb #6ad1cf15
+# %% ../../nbs/19_benchmarking.ipynb #ca668c95
 def _markdown(blocks):
-    out = ["# TinyTorch benchmark report", ""]
+    out = [f"# {REPORT_TITLE}", ""]
     for kind, *rest in blocks:
         if kind == "h2":
             out += [f"## {rest[0]}", ""]
+        elif kind == "h3":
+            out += [f"### {rest[0]}", ""]
         elif kind == "p":
             out += [rest[0], ""]
         elif kind == "ul":
@@ -254,51 +275,65 @@ def _markdown(blocks):
             out += [f"![{rest[1]}]({rest[0]})", ""]
     return "\n".join(out)
 
-# %% ../../nbs/19_benchmarking.ipynb #43bf49cd
+# %% ../../nbs/19_benchmarking.ipynb #9eca2456
 def compare_optimization_techniques(base_model, optimized_models, datasets, seed=0, **options):
     """Each optimized model against base_model on the same data, measured together (interleaved latency,
     accuracy on every labelled example, parameter bytes). Every recommendation rests on a significant
     difference: speed-ups on the ratio's interval and a Holm-adjusted Mann-Whitney p, accuracy losses on
-    McNemar's exact test (Holm-adjusted)."""
-    optimized = dict(optimized_models) if isinstance(optimized_models, dict) else {
-        getattr(m, "name", None) or f"optimized_{i}": m for i, m in enumerate(optimized_models)}
+    McNemar's exact test (Holm-adjusted). optimized_models: a list (names from model.name, else
+    optimized_<i>) or {name: model}. Without labels (e.g. datasets=[{"test": "data"}]) latency and
+    memory run on generated inputs (pass input_shape=... when the models cannot tell it), the accuracy
+    entries are None, and every recommendation says that accuracy was not measured."""
+    if isinstance(optimized_models, dict):
+        optimized = dict(optimized_models)
+    else:
+        optimized = {}
+        for i, m in enumerate(optimized_models):
+            own = getattr(m, "name", None)
+            name = own if isinstance(own, str) and own else f"optimized_{i}"
+            optimized[f"{name}_{i}" if name in optimized else name] = m
     if "base" in optimized:
         raise ValueError("an optimized model may not be called 'base' (that name is the baseline)")
     if not optimized:
         raise ValueError("no optimized models given")
     bench = Benchmark({"base": base_model, **optimized}, datasets, seed=seed, **options)
-    latency, accuracy, memory = bench.run_latency_benchmark(), bench.run_accuracy_benchmark(), bench.run_memory_benchmark()
+    latency, memory = bench.run_latency_benchmark(), bench.run_memory_benchmark()
+    labelled = any(y is not None for _, y in bench.datasets)
+    accuracy = bench.run_accuracy_benchmark() if labelled else None
     base_bytes = memory["base"].metadata["parameter_bytes"]
     rows = {}
     for name in optimized:
         c = compare_results(latency["base"], latency[name], seed=seed, names=("base", name))
         size = memory[name].metadata["parameter_bytes"]
         rows[name] = {"speedup": c.ratio, "speedup_low": c.ci_low, "speedup_high": c.ci_high, "latency_p": c.p_value,
-                      "compression": (base_bytes / size) if base_bytes and size else None,
-                      "parameter_bytes": size, "accuracy": accuracy[name].mean,
-                      "accuracy_ci": (accuracy[name].ci_lower, accuracy[name].ci_upper),
-                      "accuracy_delta": accuracy[name].mean - accuracy["base"].mean,
-                      "accuracy_p": mcnemar_p(bench.correct[name], bench.correct["base"])}
+                      "compression": (base_bytes / size) if base_bytes and size else None, "parameter_bytes": size,
+                      "accuracy": None, "accuracy_ci": None, "accuracy_delta": None, "accuracy_p": None}
+        if labelled:
+            rows[name].update(accuracy=accuracy[name].mean, accuracy_ci=(accuracy[name].ci_lower, accuracy[name].ci_upper),
+                              accuracy_delta=accuracy[name].mean - accuracy["base"].mean,
+                              accuracy_p=mcnemar_p(bench.correct[name], bench.correct["base"]))
     latency_holm = holm([r["latency_p"] for r in rows.values()])
-    accuracy_holm = holm([r["accuracy_p"] for r in rows.values()])
+    accuracy_holm = holm([r["accuracy_p"] for r in rows.values()]) if labelled else [None] * len(rows)
     for (name, r), lp, ap in zip(rows.items(), latency_holm, accuracy_holm):
-        r["latency_p_holm"], r["accuracy_p_holm"] = float(lp), float(ap)
+        r["latency_p_holm"], r["accuracy_p_holm"] = float(lp), (None if ap is None else float(ap))
         r["significantly_faster"] = bool(lp < 0.05 and r["speedup_low"] > 1)
         r["significantly_slower"] = bool(lp < 0.05 and r["speedup_high"] < 1)
-        r["significant_accuracy_loss"] = bool(ap < 0.05 and r["accuracy_delta"] < 0)
+        r["significant_accuracy_loss"] = None if ap is None else bool(ap < 0.05 and r["accuracy_delta"] < 0)
     efficiency = {name: {"speedup": r["speedup"], "compression": r["compression"], "accuracy": r["accuracy"],
                          "balanced_score": (geometric_mean([r["speedup"], r["compression"]])
                                             if r["compression"] and not r["significant_accuracy_loss"] else None)}
                   for name, r in rows.items()}
-    return {"base_model": "base", "base_metrics": {"latency_ms": latency["base"].median,
-                                                   "latency_ci": latency["base"].median_ci,
-                                                   "accuracy": accuracy["base"].mean,
-                                                   "accuracy_ci": (accuracy["base"].ci_lower, accuracy["base"].ci_upper),
-                                                   "parameter_bytes": base_bytes},
-            "optimized_results": {n: {"latency": latency[n], "accuracy": accuracy[n], "memory": memory[n]}
-                                  for n in optimized},
+    base_metrics = {"latency_ms": latency["base"].median, "latency_ci": latency["base"].median_ci,
+                    "accuracy": accuracy["base"].mean if labelled else None,
+                    "accuracy_ci": (accuracy["base"].ci_lower, accuracy["base"].ci_upper) if labelled else None,
+                    "parameter_bytes": base_bytes}
+    return {"base_model": "base", "base_metrics": base_metrics,
+            "optimized_results": {n: {"latency": latency[n], "accuracy": accuracy[n] if labelled else None,
+                                      "memory": memory[n]} for n in optimized},
             "improvements": rows, "efficiency_metrics": efficiency,
-            "recommendations": _technique_recommendations(rows, efficiency), "environment": bench.environment}
+            "recommendations": _technique_recommendations(rows, efficiency, labelled),
+            "accuracy_measured": labelled, "inputs": latency["base"].metadata["inputs"],
+            "environment": bench.environment}
 
 # %% ../../nbs/19_benchmarking.ipynb #3b2ba7d3
 def _pick(candidates, key, claim, none_reason):
@@ -307,8 +342,11 @@ def _pick(candidates, key, claim, none_reason):
     name = max(candidates, key=key)
     return {"model": name, "reason": claim(name)}
 
-# %% ../../nbs/19_benchmarking.ipynb #4b9fc9a4
-def _technique_recommendations(rows, efficiency):
+# %% ../../nbs/19_benchmarking.ipynb #21461604
+def _technique_recommendations(rows, efficiency, labelled=True):
+    """One pick per deployment goal, each resting on a significant difference (or None, with why)."""
+    if not labelled:
+        return _unlabelled_recommendations(rows, efficiency)
     kept = [n for n, r in rows.items() if not r["significant_accuracy_loss"]]
     faster = [n for n in kept if rows[n]["significantly_faster"]]
     smaller = [n for n in kept if (rows[n]["compression"] or 0) > 1]
@@ -337,4 +375,33 @@ def _technique_recommendations(rows, efficiency):
             lambda n: (f"best geometric mean of speed-up and compression ({efficiency[n]['balanced_score']:.2f}) "
                        "among models that are significantly faster or smaller without a significant accuracy loss"),
             "no optimized model is significantly faster or smaller without a significant accuracy loss"),
+    }
+
+# %% ../../nbs/19_benchmarking.ipynb #ed54c0fe
+UNMEASURED = "accuracy was not measured (no dataset has labels), so this pick says nothing about accuracy loss"
+
+
+def _unlabelled_recommendations(rows, efficiency):
+    """The picks latency and memory alone support, each saying that accuracy was not measured."""
+    faster = [n for n, r in rows.items() if r["significantly_faster"]]
+    smaller = [n for n, r in rows.items() if (r["compression"] or 0) > 1]
+    balanced = [n for n in rows if efficiency[n]["balanced_score"] and
+                (rows[n]["significantly_faster"] or (rows[n]["compression"] or 0) > 1)]
+    return {
+        "for_latency_critical": _pick(
+            faster, lambda n: rows[n]["speedup"],
+            lambda n: (f"{rows[n]['speedup']:.2f}x faster than base (95% [{rows[n]['speedup_low']:.2f}, "
+                       f"{rows[n]['speedup_high']:.2f}], Holm p = {rows[n]['latency_p_holm']:.2g}); {UNMEASURED}"),
+            "no optimized model is significantly faster than base: keep base"),
+        "for_memory_constrained": _pick(
+            smaller, lambda n: rows[n]["compression"],
+            lambda n: f"{rows[n]['compression']:.2f}x fewer parameter bytes than base (exact counts); {UNMEASURED}",
+            "no optimized model stores fewer parameter bytes (or they cannot be counted: plain callables)"),
+        "for_accuracy_preservation": {"model": None, "reason": "accuracy was not measured: no dataset has labels. "
+                                      "Pass (X, y) test data to compare accuracy (TinyTorch never simulates it)"},
+        "for_balanced_deployment": _pick(
+            balanced, lambda n: efficiency[n]["balanced_score"],
+            lambda n: (f"best geometric mean of speed-up and compression ({efficiency[n]['balanced_score']:.2f}) "
+                       f"among models that are significantly faster or smaller; {UNMEASURED}"),
+            "no optimized model is significantly faster or smaller"),
     }

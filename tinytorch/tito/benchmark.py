@@ -45,7 +45,8 @@ def cmd_benchmark_run(args, tree: Tree, say) -> int:
                                         max_time_s=args.max_time)
     say(f"Benchmarking {', '.join(models)} on the digits test split ({len(labels.data)} images)")
     suite.run_full_benchmark(progress=lambda line: say(f"  {line}"))
-    folder = suite.generate_report()
+    suite.generate_report()                  # the Markdown text; its files are in suite.report_paths
+    folder = suite.report_paths["folder"]
     columns = {"latency": ["model", "median", "median_low", "median_high", "ratio_to_best", "ratio_low", "ratio_high", "p_holm"],
                "accuracy": ["model", "accuracy", "ci_lower", "ci_upper", "diff_to_best", "p_holm"],
                "memory": ["model", "parameter_bytes", "serialized_bytes", "median", "median_low", "median_high", "p_holm"]}
@@ -80,44 +81,99 @@ def cmd_benchmark_tinymlperf(args, tree: Tree, say) -> int:
     out = Path(args.out) if args.out else tree.root / "results" / "tinymlperf"
     out.mkdir(parents=True, exist_ok=True)
     stamp = _benchmarking("reporting").new_run_dir(out, "tinymlperf")
-    json_path, summary = runner.generate_compliance_report(results, stamp / "compliance.json")
+    runner.generate_compliance_report(results, stamp / "compliance.json")
+    json_path, summary = runner.report_paths["json"], runner.report_paths["summary"]
     passed = sum(bool(r["compliant"]) for r in results.values())
     say(f"Compliance Rate: {passed}/{len(results)}; report: {summary} and {json_path}")
     return 0
 
 
+def _json_target(value: str | None, overwrite: bool) -> Path | None:
+    """--json FILE checked before anything runs: its folder must exist, FILE must not be a folder, and an
+    existing FILE is replaced only with --overwrite (each a bad argument, exit 2)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"--json {value} is a folder; give a file name such as {path / 'selfcheck.json'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--json {value}: the folder {path.parent} does not exist; create it or choose another file")
+    if path.exists() and not overwrite:
+        raise UsageError(f"--json {value} exists; nothing was written. Choose another file or add --overwrite")
+    return path
+
+
 def cmd_benchmark_selfcheck(args, tree: Tree, say) -> int:
+    """The self-check's table on stdout; the full result (every row, every raw figure) only as JSON in
+    --json FILE (written atomically)."""
+    target = _json_target(args.json, args.overwrite)
     selfcheck = _benchmarking("selfcheck")
-    if args.json and Path(args.json).exists() and not args.overwrite:
-        raise TitoError(f"{args.json} exists; choose another file or add --overwrite")
     result = selfcheck.run_selfcheck(quick=args.quick, progress=lambda line: say(f"  {line}"))
     say(selfcheck.format_selfcheck(result))
-    if args.json:
-        _benchmarking("reporting").atomic_write_json(Path(args.json), result, overwrite=args.overwrite)
-        say(f"wrote {args.json}")
+    if target is not None:
+        _benchmarking("reporting").atomic_write_json(target, result, overwrite=args.overwrite)
+        say(f"wrote {target} (the full result as JSON)")
     else:
-        say(json.dumps(result, indent=2, sort_keys=True, default=str))
+        say("(add --json FILE to keep the full result as JSON)")
     return 0 if all(row["passed"] for row in result["rows"]) else 1
 
 
+def _quality_line(q: dict) -> str:
+    return f"{q['value']:.4f} [{q['ci_low']:.4f}, {q['ci_high']:.4f}] (n={q['n']})"
+
+
+def say_comparison(check: dict, say, label: str = "shipped") -> bool:
+    """Retrained against shipped: identical bytes or why not (the environments' differences), and the
+    quality check that holds on any machine. True when the quality agrees."""
+    say(f"identical to the {label} weights: {'yes' if check['identical'] else 'no'} "
+        f"({label} sha256 {check['shipped_sha256']})")
+    if not check["identical"]:
+        if not check["environment_recorded"]:
+            say(f"  the bytes cannot be expected to match: {check['differences'][0]}")
+        elif check["differences"]:
+            say(f"  the bytes differ because this machine's environment differs from the one that trained the "
+                f"{label} weights (float32 sums round differently):")
+            for reason in check["differences"]:
+                say(f"    {reason}")
+        else:
+            say(f"  the environment matches the manifest's, so the bytes should have been identical: "
+                f"the recipe, the data or the code changed since the {label} weights were trained")
+    agrees = check["within_tolerance"] and check["intervals_overlap"]
+    say(f"  test {check['metric']}: retrained {_quality_line(check['retrained'])}; {label} "
+        f"{_quality_line(check['shipped'])}; difference {check['difference']:+.4f}, "
+        f"{'agrees' if agrees else 'DISAGREES'} (tolerance {check['tolerance']:g}, 95% intervals "
+        f"{'overlap' if check['intervals_overlap'] else 'do not overlap'})")
+    return agrees
+
+
 def cmd_benchmark_train_reference(args, tree: Tree, say) -> int:
+    """Retrain a reference; compare it with the shipped one (bytes, why they differ, quality);
+    with --install ship it. Exit 1 when the retrained model misses its target or disagrees with the
+    shipped quality."""
     tasks = _benchmarking("tasks")
     if args.task not in tasks.TASKS:
         raise UsageError(f"unknown task {args.task!r}: valid choices are {', '.join(tasks.TASKS)}")
     if args.task == "image_classification":
         raise UsageError("image_classification uses the zoo's digits_cnn: retrain it with `tito zoo train digits_cnn`")
+    spec = tasks.TASKS[args.task]
     log = (lambda line: say(f"  {line}")) if args.verbose else None
+    before = tasks.read_manifest().get(spec.reference)
     if args.install:
-        info = tasks.install_reference(args.task, seed=args.seed, log=log)
-        say(f"installed {info['path']} (sha256 {info['sha256']}; replaced {info['replaced'] or 'nothing'})")
+        try:
+            info = tasks.install_reference(args.task, seed=args.seed, log=log)
+        except RuntimeError as exc:                       # misses the target: nothing was written
+            raise TitoError(str(exc)) from exc
+        digest = info["sha256"]
+        say(f"installed {info['path']} (sha256 {digest}; replaced {info['replaced'] or 'nothing'})")
     else:
         model, info = tasks.train_reference(args.task, seed=args.seed, log=log)
         digest = tasks.zoo.weights_digest(model.state_dict())
-        shipped = tasks.read_manifest().get(tasks.TASKS[args.task].reference, {}).get("sha256")
-        same = "identical to" if digest == shipped else "different from"
-        say(f"trained {tasks.TASKS[args.task].reference}: sha256 {digest}, {same} the shipped weights "
-            f"({shipped}); add --install to ship these")
+        say(f"trained {spec.reference} (seed {args.seed}): sha256 {digest}; add --install to ship these")
     test = info["test"]
-    say(f"test {test['metric']} {test['value']:.4f} [{test['ci_low']:.4f}, {test['ci_high']:.4f}] ({test['interval']}), "
-        f"target {tasks.TASKS[args.task].target_quality}; training {info['train_seconds']:.1f} s")
-    return 0
+    say(f"test {test['metric']} {_quality_line(test)} ({test['interval']}), target {spec.target_quality}: "
+        f"{test['verdict']}; training {info['train_seconds']:.1f} s")
+    agrees = True
+    if before is not None:
+        check = tasks.compare_with_shipped(args.task, digest, test, entry=before)
+        agrees = say_comparison(check, say, "previously shipped" if args.install else "shipped")
+    return 0 if test["verdict"] == "meets" and agrees else 1

@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     bml.set_defaults(func=_command("benchmark", "cmd_benchmark_tinymlperf"))
     bsc = bmsub.add_parser("selfcheck", help="is the timing and statistics machinery valid on this machine?")
     bsc.add_argument("--quick", action="store_true", help="fewer trials (lower-confidence figures)")
-    bsc.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE instead of printing it")
+    bsc.add_argument("--json", metavar="FILE", help="also write the full result as JSON to FILE (stdout shows only the table)")
     bsc.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     bsc.set_defaults(func=_command("benchmark", "cmd_benchmark_selfcheck"))
     btr = bmsub.add_parser("train-reference", help="retrain a TinyMLPerf reference model with its seeded recipe")
