@@ -30,9 +30,16 @@ def copy_tree(dest: Path) -> Path:
     return dest
 
 
-def run_tito(cwd: Path, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m tinytorch.tito ARGS` in `cwd` (so the copy's own tito and package are used)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+def run_tito(cwd: Path, *args: str, check: int | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m tinytorch.tito ARGS` in `cwd` (so the copy's own tito and package are used); `env` changes
+    the environment (a value of None removes that variable)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    for key, value in (env or {}).items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    env = base
     env["PYTHONPATH"] = str(cwd)
     proc = subprocess.run([sys.executable, "-m", "tinytorch.tito", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -63,6 +70,25 @@ def release_dir(tmp_path_factory) -> Path:
     source = copy_tree(base / "instructor")
     run_tito(source, "release", "--out", str(base / "student"), check=0)
     return base / "student"
+
+
+@pytest.fixture(scope="session")
+def systems_release_dir(tmp_path_factory) -> Path:
+    """A systems edition (`--modules 14-20`: 01-09 ship solved), made once per session."""
+    base = tmp_path_factory.mktemp("release-systems")
+    source = copy_tree(base / "instructor")
+    run_tito(source, "release", "--out", str(base / "student"), "--modules", "14-20", check=0)
+    return base / "student"
+
+
+@pytest.fixture(scope="session")
+def exported_release_dir(release_dir, tmp_path_factory) -> Path:
+    """The whole-course edition after `make demo`'s first step (`tito export --all`: every stub exported).
+    Shared and read-only: copy it (`student`-style) before changing it."""
+    dest = tmp_path_factory.mktemp("release-exported") / "student"
+    shutil.copytree(release_dir, dest)
+    run_tito(dest, "export", "--all", check=0)
+    return dest
 
 
 @pytest.fixture

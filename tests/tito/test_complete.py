@@ -35,7 +35,9 @@ def test_cleared_notebook_fails_and_records_nothing(student, tito):
     given, exercised = _collected(student, "tests/01_tensor/test_timing.py"), _collected(student, "tests/01_tensor/test_tensor.py")
     assert f"tests: {given} passed, {exercised} failed" in proc.stdout
     assert "is NOT complete; progress unchanged" in proc.stdout
-    assert not (student / PROGRESS).exists()
+    record = json.loads((student / PROGRESS).read_text())
+    assert record["modules"] == {}, "nothing is recorded as completed"
+    assert record["failed"]["01_tensor"]["tests_failed"] == exercised  # the failed attempt is recorded as such
     # The student's (stub) notebook really was exported: module complete uses nbs/, not modules/.
     assert 'raise NotImplementedError("Module 01: implement' in (student / PACKAGE).read_text()
 
@@ -47,7 +49,7 @@ def test_solved_notebook_passes_with_real_counts_and_records_progress(student, t
     assert f"tests: {expected} passed, 0 failed" in proc.stdout
     assert "Module 01 (Tensor) completed" in proc.stdout
     record = json.loads((student / PROGRESS).read_text())
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2 and record["failed"] == {}
     entry = record["modules"]["01_tensor"]
     assert entry["tests_passed"] == expected
     assert entry["notebook_cells"] == sum(c["cell_type"] == "code" for c in json.loads((student / NOTEBOOK).read_text())["cells"])
@@ -64,7 +66,7 @@ def test_one_failing_test_blocks_completion_and_is_named(student, tito):
     proc = tito(student, "module", "complete", "1", check=1)
     assert "FAILED tests/01_tensor/test_zz_extra.py::test_deliberately_wrong: AssertionError: deliberate failure" in proc.stdout
     assert re.search(r"tests: \d+ passed, 1 failed", proc.stdout)
-    assert not (student / PROGRESS).exists()
+    assert json.loads((student / PROGRESS).read_text())["modules"] == {}
 
 
 def test_failing_notebook_cell_blocks_completion(student, tito):
@@ -74,8 +76,12 @@ def test_failing_notebook_cell_blocks_completion(student, tito):
                         "source": ["raise ValueError('inline check failed')"]})
     (student / NOTEBOOK).write_text(json.dumps(nb))
     proc = tito(student, "module", "complete", "1", check=1)
-    assert f"notebook: FAILED: {NOTEBOOK}, cell {len(nb['cells'])} (id boom) raised ValueError: inline check failed" in proc.stdout
-    assert not (student / PROGRESS).exists()
+    # Named as a student sees it in Jupyter (no cell numbers or ids there): its first line, the heading above it.
+    heading = [line for line in next("".join(c["source"]) for c in reversed(nb["cells"][:-1]) if c["cell_type"] == "markdown"
+               and any(l.startswith("#") for l in "".join(c["source"]).splitlines())).splitlines() if line.startswith("#")][-1]
+    assert (f"notebook: FAILED: {NOTEBOOK}, the cell starting \"raise ValueError('inline check failed')\" under "
+            f"\"{heading}\", line 1 raised ValueError: inline check failed\n    | raise ValueError('inline check failed')") in proc.stdout
+    assert json.loads((student / PROGRESS).read_text())["modules"] == {}
 
 
 def test_syntax_error_fails_cleanly_and_leaves_package_and_progress(student, tito, digest):
@@ -87,7 +93,8 @@ def test_syntax_error_fails_cleanly_and_leaves_package_and_progress(student, tit
     cell["source"] = ["#| export\n", "def broken(:\n"] + cell["source"][1:]
     (student / NOTEBOOK).write_text(json.dumps(nb))
     proc = tito(student, "module", "complete", "1", check=1)
-    assert re.search(rf"tito: error: {NOTEBOOK}, cell {index + 1} \(id [\w-]+.*\), line 2: SyntaxError", proc.stderr)
+    assert re.search(rf'tito: error: {NOTEBOOK}, (solution cell "[\w-]+"|the cell starting ".+?")( under ".+?")?, line 2: SyntaxError', proc.stderr)
+    assert "2 | def broken(:" in proc.stderr
     assert digest(student, "tinytorch") == before
     assert (student / PROGRESS).read_bytes() == progress
 
@@ -104,7 +111,7 @@ def test_damaged_progress_file_is_never_overwritten(student, tito):
     _solve(student)
     (student / PROGRESS).write_text('{"schema_version": 99, "modules": {}}')
     proc = tito(student, "module", "complete", "1", check=1)
-    assert "is not a tito progress file of schema version 1" in proc.stderr
+    assert "is not a tito progress file of schema version 1 or 2" in proc.stderr
     assert (student / PROGRESS).read_text() == '{"schema_version": 99, "modules": {}}'
 
 

@@ -100,7 +100,8 @@ def test_outside_a_tree_is_a_clear_error(tmp_path, tito):
 
 def test_doctor_reports_versions_imports_and_staleness(tree, tito, edit):
     out = tito(tree, "doctor", check=0).stdout
-    for word in ("numpy", "nbdev", "nbgrader", "jupytext", "kernel python3", "import tinytorch.core.tensor: ok", "no problems found"):
+    for word in ("numpy", "nbdev", "nbgrader", "jupytext", "kernel python3", "import tinytorch.core.tensor: ok", "no problems found",
+                 "implemented: every exported module (no student stub left in the package)"):
         assert word in out
     edit(tree / "modules/01_tensor/tensor.py", lambda t: t + "\n# %%\nx = 1\n")
     proc = tito(tree, "doctor", check=1)
@@ -112,3 +113,12 @@ def test_doctor_reports_a_package_that_does_not_import(tree, tito):
     path.write_text(path.read_text() + "\nraise RuntimeError('broken on purpose')\n")
     proc = tito(tree, "doctor", check=1)
     assert "import tinytorch.core.tensor: FAILED: RuntimeError: broken on purpose" in proc.stdout
+
+
+def test_doctor_in_an_exported_edition_names_the_modules_still_stubbed(exported_release_dir, tito):
+    out = tito(exported_release_dir, "doctor").stdout
+    assert ("implemented: module 01 (tensor) is not yet: tinytorch/core/tensor.py, tinytorch/utils/timing.py" not in out)
+    assert re.search(r"^implemented: module 01 \(tensor\) is not yet: tinytorch/core/tensor\.py still raises "
+                     r"NotImplementedError for tensor-creation, .*\(`tito module complete 1`\)$", out, flags=re.M), out
+    numbers = sorted(int(p.name[:2]) for p in (exported_release_dir / ".tito/student_edition").glob("*.ipynb"))
+    assert [int(n) for n in re.findall(r"^implemented: module (\d+) ", out, flags=re.M)] == numbers

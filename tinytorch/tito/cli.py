@@ -5,8 +5,10 @@ Exit status: 0 success; 1 a check failed (tests, stale files, an export error); 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,19 +54,28 @@ def cmd_export(args, tree: Tree) -> int:
 # --- module ---------------------------------------------------------------------------------------
 def _table(tree: Tree, with_details: bool) -> int:
     from .progress import Progress
-    from .workflow import state
+    from .workflow import failed_after, failure_note, state
 
-    completed = Progress(tree.root).load()
+    progress = Progress(tree.root)
+    completed, failed = progress.load(), progress.load_failed()
     rows = [("#", "title", "exports", "state")]
     details = []
     for module in tree.modules:
-        current = state(tree, module, completed)
+        current = state(tree, module, completed, failed)
         rows.append((f"{module.number:02d}", module.title, module.export_target or "-", current))
         record = completed.get(module.slug)
+        failure = failed.get(module.slug)
         if with_details and record:
-            details.append(f"{module.number:02d} completed {record.get('completed_at', '?')}: "
-                           f"{record.get('tests_passed', '?')} tests passed, notebook ran "
-                           f"{record.get('notebook_cells', '?')} code cells")
+            line = (f"{module.number:02d} completed {record.get('completed_at', '?')}: "
+                    f"{record.get('tests_passed', '?')} tests passed, notebook ran "
+                    f"{record.get('notebook_cells', '?')} code cells")
+            if failed_after(record, failure):
+                line += f"\n   {failure_note(tree, module, record, failure)}"
+            details.append(line)
+        elif with_details and failure:
+            first = f" (first failure: {failure['first_failure']})" if failure.get("first_failure") else ""
+            details.append(f"{module.number:02d} not completed: the last `tito module complete {module.number}` FAILED at "
+                           f"{failure.get('failed_at', '?')}{first}; the package holds that code")
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -86,7 +97,7 @@ def cmd_module_status(args, tree: Tree) -> int:
 
 def cmd_module_start(args, tree: Tree) -> int:
     from .progress import Progress
-    from .workflow import COMPLETED, restore_hint
+    from .workflow import COMPLETED, prerequisite_note, prerequisites, restore_hint, shipped_solved
 
     module = tree.module(args.number)
     nb_rel = module.rel(module.notebook)
@@ -97,10 +108,15 @@ def cmd_module_start(args, tree: Tree) -> int:
     say(f"Notebook: {nb_rel}")
     say(f"Open it:  jupyter lab {nb_rel}")
     say(f"When done: tito module complete {module.number}")
-    earlier = [m for m in tree.modules if m.number < module.number and m.slug not in completed]
-    if earlier:
-        say(f"Note: earlier module(s) not completed yet: {', '.join(m.slug for m in earlier)}; this one may build on them.")
-    elif module.slug in completed:
+    missing = prerequisites(tree, module)
+    solved = shipped_solved(tree)
+    earlier = [m for m in tree.modules if m.number < module.number and m.slug not in completed and m.slug not in solved
+               and m.number not in {b.number for b in missing}]
+    if missing:
+        say(f"Note: {prerequisite_note(module, missing)}.")
+    if earlier and tree.kind == "student":
+        say(f"Note: earlier exercise module(s) not completed yet: {', '.join(m.slug for m in earlier)}.")
+    if not missing and not earlier and module.slug in completed:
         say(f"Note: this module is already {COMPLETED}.")
     return 0
 
@@ -117,29 +133,42 @@ def cmd_module_reset(args, tree: Tree) -> int:
     return 0
 
 
+SHOWN_FAILURES = 20  # failed tests listed one by one; the summary by exercise covers them all
+
+
 def _print_checks(report, module) -> None:
+    from .workflow import summary_lines
+
     nb, tests = report.notebook, report.tests
     if nb.ok:
         say(f"notebook: ran {nb.cells} code cells without error ({nb.seconds:.1f} s)")
     else:
-        say(f"notebook: FAILED: {nb.error}")
+        others = len(nb.errors) - 1
+        more = f" ({others} more cell(s) raised: see the summary)" if others > 0 else ""
+        say(f"notebook: FAILED: {nb.error}{more}")
     say(f"tests: {tests.passed} passed, {len(tests.failed)} failed, {len(tests.skipped)} skipped ({tests.seconds:.1f} s)")
-    for name, message in tests.failed:
+    for name, message in tests.failed[:SHOWN_FAILURES]:
         lines = message.splitlines() or [""]
         say(f"  FAILED {name}: {lines[0]}")
         for extra in lines[1:6]:
             say(f"      {extra}")
+    if len(tests.failed) > SHOWN_FAILURES:
+        say(f"  ... and {len(tests.failed) - SHOWN_FAILURES} more failed test(s) (all of them: "
+            f"python -m pytest {tests.folder})")
     for name, reason in tests.skipped:
         say(f"  skipped {name}: {reason}")
+    for line in summary_lines(module, report):
+        say(line)
 
 
 def cmd_module_test(args, tree: Tree) -> int:
-    from .workflow import run_checks
+    from .workflow import test
 
     module = tree.module(args.number)
-    report = run_checks(tree, module)
+    report = test(tree, module, say)
     _print_checks(report, module)
-    say(f"module {module.number:02d}: {'all checks passed' if report.ok else 'checks FAILED'}")
+    say(f"module {module.number:02d}: {'all checks passed' if report.ok else 'checks FAILED'} "
+        f"(your notebook as it is now; the installed package and progress are unchanged)")
     return 0 if report.ok else 1
 
 
@@ -154,7 +183,8 @@ def cmd_module_complete(args, tree: Tree) -> int:
     if report.ok:
         say(f"Module {module.number:02d} ({module.title}) completed in {seconds:.1f} s; progress recorded.")
         return 0
-    say(f"Module {module.number:02d} ({module.title}) is NOT complete; progress unchanged ({seconds:.1f} s).")
+    say(f"Module {module.number:02d} ({module.title}) is NOT complete; progress unchanged, the package holds this "
+        f"code and the failure is recorded ({seconds:.1f} s).")
     return 1
 
 
@@ -340,20 +370,187 @@ def _command(module, name):
     return run
 
 
+# --- what each command needs from the package --------------------------------------------------------
+# The generated modules each command runs in this process (or in the Olympics sandbox). `main` checks, before
+# the command starts, that they and everything they import (read from the generated files) are exported and
+# hold no student stub; otherwise it names the module to complete, in one line. The Olympics commands' needs
+# are read from the imports of their own code (tinytorch/tito/olympics/*.py), so they follow it.
+ZOO = "tinytorch.models.zoo"
+VARIANTS = ("tinytorch.optimization.quantization", "tinytorch.optimization.compression")  # tito/zoo.py VARIANT_PROVIDERS
+
+
+def _imports_of(*files: str) -> tuple[str, ...]:
+    from .tree import module_imports
+
+    here = Path(__file__).resolve().parent
+    names = set()
+    for name in files:
+        names |= module_imports((here / name).read_text(encoding="utf-8"), f"{__package__}.{Path(name).parent.as_posix()}".rstrip("."))
+    return tuple(sorted(names))
+
+
+def _optimization_needs(args, tree: Tree) -> tuple[str, ...]:
+    from .bench import OPTIMIZATION_REPORTS
+
+    chosen = [OPTIMIZATION_REPORTS[name][0] for name in (args.techniques or OPTIMIZATION_REPORTS) if name in OPTIMIZATION_REPORTS]
+    # `bench optimization` skips a technique whose module is not exported at all; a stubbed one is checked.
+    return tuple(name for name in chosen if (tree.root / (name.replace(".", "/") + ".py")).exists())
+
+
+NEEDS = {
+    ("zoo", "eval"): (ZOO,),
+    ("zoo", "train"): (ZOO,),
+    ("bench", "core"): (ZOO, "tinytorch.core.spatial"),
+    ("bench", "profiler"): ("tinytorch.profiling.profiler",),
+    ("bench", "optimization"): _optimization_needs,
+    ("bench", "olympics"): lambda args, tree: _imports_of("olympics/grader.py", "olympics/worker.py", "olympics/leaderboard.py"),
+    ("benchmark", "run"): lambda args, tree: (ZOO, "tinytorch.benchmarking.suite", "tinytorch.data.loader",
+                                        *(VARIANTS if not args.models or any(m not in ("digits_mlp", "digits_cnn") for m in args.models) else ())),
+    ("benchmark", "tinymlperf"): ("tinytorch.benchmarking.mlperf",),
+    ("benchmark", "selfcheck"): ("tinytorch.benchmarking.selfcheck",),
+    ("benchmark", "train-reference"): ("tinytorch.benchmarking.tasks",),
+    ("olympics", "grade"): lambda args, tree: _imports_of("olympics/grader.py", "olympics/worker.py"),
+    ("olympics", "leaderboard"): lambda args, tree: _imports_of("olympics/leaderboard.py"),
+}
+
+
+def _command_key(args) -> tuple[str, str | None]:
+    sub = {"zoo": "action", "bench": "suite", "benchmark": "kind", "olympics": "action", "grade": "action", "module": "action"}
+    return args.command, getattr(args, sub.get(args.command, ""), None)
+
+
+def _needs(args, tree: Tree) -> tuple[str, ...]:
+    need = NEEDS.get(_command_key(args), ())
+    return tuple(need(args, tree) if callable(need) else need)
+
+
+def _shown(args) -> str:
+    command, action = _command_key(args)
+    return f"`tito {command}{' ' + action if action else ''}`"
+
+
+def _use_the_trees_package(tree: Tree, argv) -> None:
+    """A command that runs the package in this process must run the tree's own package. When this tito
+    imported another one (e.g. `/other/.venv/bin/tito --root TREE`), run again as TREE's `python -m
+    tinytorch.tito`, with TREE first on the import path."""
+    import tinytorch
+
+    here = Path(tinytorch.__file__).resolve().parent
+    if here == tree.lib.resolve():
+        return
+    if os.environ.get("TITO_REEXEC") == str(tree.root):
+        raise TitoError(f"this tito runs the package in {here}, not the tree's {tree.lib}, even with {tree.root} first on "
+                        "PYTHONPATH; run the tree's own tito (`make` in it creates .venv/bin/tito)")
+    env = dict(os.environ, TITO_REEXEC=str(tree.root),
+               PYTHONPATH=os.pathsep.join([str(tree.root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "tinytorch.tito", *argv], env)
+
+
+def _not_done(exc: BaseException, tree: Tree | None) -> str | None:
+    """One line for a student stub or a module that is not exported yet, raised by a command; None otherwise."""
+    import traceback
+
+    from .tree import STUB_MESSAGE, notebook_exports
+
+    names = {m.number: m.name for m in tree.modules} if tree else {}
+    if isinstance(exc, NotImplementedError):
+        match = STUB_MESSAGE.match(str(exc))
+        if not match:
+            return None
+        number = int(match[1])
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = ""
+        if frames:
+            path = Path(frames[-1].filename)
+            try:
+                where = f" (raised in {path.resolve().relative_to(tree.root).as_posix()}, line {frames[-1].lineno})" if tree else ""
+            except ValueError:
+                where = f" (raised in {path}, line {frames[-1].lineno})"
+        return (f"module {number:02d} ({names.get(number, '?')}) is not implemented yet: `{match[2]}` still raises "
+                f"NotImplementedError{where}; complete it first with `tito module complete {number}`")
+    if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.startswith("tinytorch.") and not exc.name.startswith("tinytorch.tito"):
+        exports = notebook_exports(tree) if tree else {}
+        number = exports.get(exc.name) or next((n for name, n in exports.items() if name.startswith(exc.name + ".")), None)
+        if number is None:
+            return None
+        return (f"{exc.name} is not exported yet: module {number:02d} ({names.get(number, '?')}) exports it; "
+                f"complete it first with `tito module complete {number}`")
+    return None
+
+
+class _TitoLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """Event loops that leave Ctrl-C to tito. nbclient (under `module test|complete` and nbgrader's `grade
+    autograde`) otherwise installs a SIGINT handler that shuts the kernel down while a cell runs and carries on:
+    the kernel's ZMQ tracebacks, and a run that does not stop. With this, Ctrl-C raises KeyboardInterrupt in
+    tito, which kills the kernel and says so in one line."""
+
+    def new_event_loop(self):
+        loop = super().new_event_loop()
+        original = loop.add_signal_handler
+
+        def add_signal_handler(sig, callback, *args):
+            if sig == signal.SIGINT:
+                raise RuntimeError("tito handles Ctrl-C itself")  # nbclient treats RuntimeError as "no signals here"
+            return original(sig, callback, *args)
+
+        loop.add_signal_handler = add_signal_handler
+        return loop
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    tree = None
+    asyncio.set_event_loop_policy(_TitoLoopPolicy())
+    signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
         tree = Tree(Path(args.root)) if args.root else Tree.find()
+        needs = _needs(args, tree)
+        if needs:
+            _use_the_trees_package(tree, argv)
+            from .tree import require_implemented
+
+            require_implemented(tree, needs, _shown(args))
         return args.func(args, tree)
     except TitoError as exc:
         print(f"tito: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except (NotImplementedError, ModuleNotFoundError) as exc:
+        line = _not_done(exc, tree)
+        if line is None:
+            raise
+        print(f"tito: error: {line}", file=sys.stderr, flush=True)
+        return 1
     except BrokenPipeError:  # the reader went away (e.g. `tito ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print("tito: interrupted; files are replaced atomically, so nothing was left half-written", file=sys.stderr)
-        return 130
+        return _interrupted()
+
+
+def _on_ctrl_c(signum, frame):
+    """SIGINT: kill the children first (before any library's clean-up asks a busy kernel to shut down, which
+    makes it print ZMQ tracebacks), then unwind as KeyboardInterrupt."""
+    from .runner import stop_children
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_children()
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> int:
+    """Ctrl-C: stop every child (notebook kernel, pytest, nbgrader's kernels), say so in one line, print nothing else."""
+    from .runner import stop_children
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+    stopped = stop_children()
+    what = f"; stopped {stopped} child process(es) (notebook kernel, pytest)" if stopped else ""
+    print(f"tito: interrupted{what}; files are replaced atomically, so nothing was left half-written", file=sys.stderr, flush=True)
+    # Whatever the interrupted libraries print while they unwind (asyncio tasks, atexit hooks) is noise now.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    return 130
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ def _pins(tree: Tree) -> dict[str, str]:
     return pins
 
 
+def _generated_names(names):
+    return [name for name in names if name != "tinytorch"]
+
+
 def doctor(tree: Tree, say) -> list[str]:
     """Print the report; return the list of problems found (empty when all is well)."""
     problems: list[str] = []
@@ -85,6 +89,16 @@ def doctor(tree: Tree, say) -> list[str]:
         say(f"import {name}: {'ok' if error is None else 'FAILED: ' + error}")
         if error is not None:
             problems.append(f"{name} does not import")
+
+    from .tree import blockers
+
+    pending = blockers(tree, sorted(name for name in _generated_names(names)))
+    for blocker in pending:
+        say(f"implemented: module {blocker.label()} is not yet: {blocker.reason()} (`tito module complete {blocker.number}`)")
+    if not pending:
+        say("implemented: every exported module (no student stub left in the package)")
+    elif tree.kind == "instructor":
+        problems.append(f"{len(pending)} module(s) of the instructor tree hold student stubs")
 
     try:
         from .progress import Progress

@@ -79,14 +79,52 @@ def read_notebook(path: Path, shown_as: str | None = None) -> nbformat.NotebookN
         raise TitoError(f"{shown_as} is not a valid notebook ({exc}); restore it with `tito module reset`") from exc
 
 
-def cell_label(where: str, index: int, cell) -> str:
-    """How messages name a cell: the notebook, its 1-based position, its id and nbgrader grade_id."""
-    parts = [f"id {cell.get('id')}"] if cell.get("id") else []
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+def cell_label(where: str, index: int, cell, cells=None) -> str:
+    """How messages name a cell.
+
+    With the notebook's cells (a notebook a student works on): by what Jupyter shows, since it shows
+    neither cell numbers nor ids: the nbgrader grade_id of a graded or solution cell (the stubs and the
+    summary of `tito module complete` use it), otherwise the cell's first line, and the nearest markdown
+    heading above it. Without them (an instructor's module source): the cell's position, id and grade_id."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    grade_id = meta.get("grade_id")
+    if cells is None:
+        parts = [f"id {cell.get('id')}"] if cell.get("id") else []
+        if grade_id:
+            parts.append(f"grade_id {grade_id}")
+        extra = f" ({', '.join(parts)})" if parts else ""
+        return f"{where}, cell {index + 1}{extra}"
+    kind = "cell" if cell.get("cell_type") == "code" else "markdown cell"
+    if meta.get("grade") and not meta.get("solution"):
+        kind = "graded test cell"
+    elif meta.get("solution"):
+        kind = "solution cell"
     if grade_id:
-        parts.append(f"grade_id {grade_id}")
-    extra = f" ({', '.join(parts)})" if parts else ""
-    return f"{where}, cell {index + 1}{extra}"
+        text = f'{where}, {kind} "{grade_id}"'
+    else:
+        text = f'{where}, the {kind} starting "{first_line(cell.get("source", ""))}"'
+    heading = nearest_heading(cells, index)
+    return f'{text} under "{heading}"' if heading else text
+
+
+def first_line(source: str, limit: int = 50) -> str:
+    """The first line of a cell that a student reads as its start (directives and blank lines skipped)."""
+    for line in source.splitlines():
+        if line.strip() and not _DIRECTIVE_LINE.match(line):
+            line = line.strip()
+            return line if len(line) <= limit else line[:limit - 3] + "..."
+    return ""
+
+
+def nearest_heading(cells, index: int) -> str | None:
+    """The last markdown heading (`# ...`, `## ...`) above cell `index`, or None."""
+    for cell in reversed(list(cells)[:index]):
+        if cell.get("cell_type") != "markdown":
+            continue
+        headings = [line.strip() for line in cell.get("source", "").splitlines() if re.match(r"^#{1,6}\s+\S", line.strip())]
+        if headings:
+            return headings[-1]
+    return None
 
 
 # --- directives and solution markers ------------------------------------------------------------
@@ -126,8 +164,9 @@ def validate(nb: nbformat.NotebookNode, where: str, module: ModuleInfo) -> str |
     target = None
     has_export = False
     grade_ids: dict[str, int] = {}
+    visible = " (as " not in where  # a notebook a student opens (not an instructor's module source)
     for index, cell in enumerate(nb.cells):
-        label = cell_label(where, index, cell)
+        label = cell_label(where, index, cell, nb.cells if visible else None)
         if cell.cell_type == "code":
             for name, args, lineno in _checked_directives(cell.source, label):
                 if name == "default_exp":
@@ -199,7 +238,7 @@ def _check_nbgrader(cell, index: int, label: str, grade_ids: dict[str, int]) -> 
     if not isinstance(grade_id, str) or not _GRADE_ID.match(grade_id):
         raise TitoError(f"{label}: nbgrader grade_id {grade_id!r} must be a non-empty name of letters, digits, - and _")
     if grade_id in grade_ids:
-        raise TitoError(f"{label}: nbgrader grade_id {grade_id!r} is already used by cell {grade_ids[grade_id] + 1}")
+        raise TitoError(f"{label}: nbgrader grade_id {grade_id!r} is already used by another cell (cell {grade_ids[grade_id] + 1})")
     grade_ids[grade_id] = index
     if meta["grade"]:
         points = meta.get("points")
