@@ -25,6 +25,14 @@ def test_benchmark_run_bad_models(tree, tito):
     assert proc.returncode == 2 and "separate runs" in proc.stderr
 
 
+def test_benchmark_tinymlperf_too_few_runs_is_a_bad_argument(tree, tito, tmp_path):
+    proc = tito(tree, "benchmark", "tinymlperf", "--runs", "2", "--out", str(tmp_path / "out"), check=2)
+    assert proc.stderr.strip().splitlines() == [
+        "tito: error: --runs 2 is too few: performance mode reports the median of 5 windows, so it needs at "
+        "least 5 single-sample runs (default 100)"]
+    assert not (tmp_path / "out").exists() and "Traceback" not in proc.stderr
+
+
 def test_benchmark_tinymlperf_one_task(tree, tito, tmp_path):
     proc = tito(tree, "benchmark", "tinymlperf", "--task", "keyword_spotting", "--runs", "10", "--out",
                 str(tmp_path / "perf"), check=0)

@@ -69,6 +69,10 @@ def cmd_benchmark_tinymlperf(args, tree: Tree, say) -> int:
     unknown = [t for t in tasks if t not in runner.list_benchmarks()]
     if unknown:
         raise UsageError(f"unknown task(s) {', '.join(unknown)}: valid choices are {', '.join(runner.list_benchmarks())}")
+    windows = mlperf.WINDOWS
+    if args.runs < windows:
+        raise UsageError(f"--runs {args.runs} is too few: performance mode reports the median of {windows} windows, "
+                         f"so it needs at least {windows} single-sample runs (default 100)")
     results = {}
     for task in tasks:
         say(f"{task}: accuracy mode (full test split), then performance mode (5 windows)")
