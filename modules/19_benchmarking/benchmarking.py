@@ -4140,15 +4140,11 @@ def compare_with_shipped(name, digest, test, entry=None):
     if entry is None:
         raise FileNotFoundError(f"nothing ships for {name} ({spec.reference}); {_retrain_hint(name)}")
     shipped = {key: entry["test"][key] for key in ("metric", "value", "ci_low", "ci_high", "n", "interval")}
-    tolerance = QUALITY_TOLERANCE[spec.metric]
-    difference = test["value"] - shipped["value"]
     recorded = entry.get("environment")
-    return {"identical": digest == entry["sha256"], "shipped_sha256": entry["sha256"], "sha256": digest,
-            "environment_recorded": isinstance(recorded, dict) and isinstance(recorded.get("blas"), dict),
-            "differences": zoo.fingerprint_differences(recorded), "metric": spec.metric,
-            "retrained": {key: test[key] for key in shipped}, "shipped": shipped, "difference": difference,
-            "tolerance": tolerance, "within_tolerance": abs(difference) <= tolerance,
-            "intervals_overlap": test["ci_low"] <= shipped["ci_high"] and shipped["ci_low"] <= test["ci_high"]}
+    check = zoo.retraining_check(digest, entry, test, shipped, QUALITY_TOLERANCE[spec.metric])
+    return {**check, "sha256": digest, "metric": spec.metric, "shipped": shipped,
+            "retrained": {key: test[key] for key in shipped},
+            "environment_recorded": isinstance(recorded, dict) and isinstance(recorded.get("blas"), dict)}
 
 # %%
 #| export benchmarking.tasks

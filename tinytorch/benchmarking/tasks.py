@@ -493,7 +493,7 @@ def _environment():
             "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
-# %% ../../nbs/19_benchmarking.ipynb #af34d1bf
+# %% ../../nbs/19_benchmarking.ipynb #c6f5e98d
 # A retraining on another machine must land this close to the shipped test quality (accuracy or AUC),
 # and the two 95% intervals must overlap. 0.02 is module 09's tolerance (2 of VWW's 100 test images,
 # 7 of KWS's 360). Measured on an AMD EPYC (OpenBLAS 0.3.31, Haswell kernel, and Katmai forced with
@@ -515,15 +515,11 @@ def compare_with_shipped(name, digest, test, entry=None):
     if entry is None:
         raise FileNotFoundError(f"nothing ships for {name} ({spec.reference}); {_retrain_hint(name)}")
     shipped = {key: entry["test"][key] for key in ("metric", "value", "ci_low", "ci_high", "n", "interval")}
-    tolerance = QUALITY_TOLERANCE[spec.metric]
-    difference = test["value"] - shipped["value"]
     recorded = entry.get("environment")
-    return {"identical": digest == entry["sha256"], "shipped_sha256": entry["sha256"], "sha256": digest,
-            "environment_recorded": isinstance(recorded, dict) and isinstance(recorded.get("blas"), dict),
-            "differences": zoo.fingerprint_differences(recorded), "metric": spec.metric,
-            "retrained": {key: test[key] for key in shipped}, "shipped": shipped, "difference": difference,
-            "tolerance": tolerance, "within_tolerance": abs(difference) <= tolerance,
-            "intervals_overlap": test["ci_low"] <= shipped["ci_high"] and shipped["ci_low"] <= test["ci_high"]}
+    check = zoo.retraining_check(digest, entry, test, shipped, QUALITY_TOLERANCE[spec.metric])
+    return {**check, "sha256": digest, "metric": spec.metric, "shipped": shipped,
+            "retrained": {key: test[key] for key in shipped},
+            "environment_recorded": isinstance(recorded, dict) and isinstance(recorded.get("blas"), dict)}
 
 # %% ../../nbs/19_benchmarking.ipynb #6d752ccf
 def install_reference(name, seed=0, log=None):

@@ -4,10 +4,10 @@
 # %% auto #0
 __all__ = ['ZOO', 'ACCURACY_TOLERANCE', 'zoo_dir', 'ZooSpec', 'model_names', 'target_of', 'build_model', 'wilson_interval',
            'evaluate', 'weights_digest', 'save_weights', 'read_manifest', 'load_model', 'install_variant',
-           'environment_fingerprint', 'fingerprint_differences', 'compare_with_shipped', 'TrainReport', 'train',
-           'install_weights']
+           'environment_fingerprint', 'fingerprint_differences', 'retraining_check', 'compare_with_shipped',
+           'TrainReport', 'train', 'install_weights']
 
-# %% ../../nbs/09_convolutions.ipynb #bfd6b486
+# %% ../../nbs/09_convolutions.ipynb #2749f365
 import hashlib
 import json
 import os
@@ -287,24 +287,34 @@ def fingerprint_differences(recorded, current=None):
 ACCURACY_TOLERANCE = 0.02
 
 
+def retraining_check(digest, entry, retrained, shipped, tolerance):
+    """The comparison any retraining makes with what ships (pure: numbers in, verdicts out).
+
+    digest: sha256 of the retrained weights; entry: the shipped manifest entry (its sha256 and
+    environment); retrained, shipped: dicts with the quality "value" and its interval "ci_low",
+    "ci_high". Identical bytes are expected only where fingerprint_differences is empty; what must
+    hold anywhere is the quality within tolerance and overlapping intervals."""
+    difference = retrained["value"] - shipped["value"]
+    return {"identical": digest == entry["sha256"], "shipped_sha256": entry["sha256"],
+            "differences": fingerprint_differences(entry.get("environment")),
+            "difference": difference, "tolerance": tolerance, "within_tolerance": abs(difference) <= tolerance,
+            "intervals_overlap": retrained["ci_low"] <= shipped["ci_high"] and shipped["ci_low"] <= retrained["ci_high"]}
+
+
 def compare_with_shipped(name, digest, test):
     """How retrained weights (their sha256 digest and evaluate() result) compare with the shipped ones:
-    identical bytes or not, and why not (fingerprint_differences), plus the accuracy check that
-    survives a change of machine (within ACCURACY_TOLERANCE, Wilson intervals overlapping).
+    retraining_check on the test accuracy with ACCURACY_TOLERANCE and Wilson intervals.
     None when nothing ships under name."""
     entry = read_manifest().get(name)
     if entry is None:
         return None
     total = entry["test_total"]
     shipped_low, shipped_high = wilson_interval(entry["test_correct"], total)
-    difference = test["accuracy"] - entry["test_accuracy"]
-    return {"identical": digest == entry["sha256"], "shipped_sha256": entry["sha256"],
-            "differences": fingerprint_differences(entry.get("environment")),
-            "shipped": {"accuracy": entry["test_accuracy"], "correct": entry["test_correct"], "total": total,
-                        "ci_low": shipped_low, "ci_high": shipped_high},
-            "accuracy_difference": difference, "tolerance": ACCURACY_TOLERANCE,
-            "within_tolerance": abs(difference) <= ACCURACY_TOLERANCE,
-            "intervals_overlap": test["ci_low"] <= shipped_high and shipped_low <= test["ci_high"]}
+    shipped = {"accuracy": entry["test_accuracy"], "correct": entry["test_correct"], "total": total,
+               "ci_low": shipped_low, "ci_high": shipped_high}
+    check = retraining_check(digest, entry, {**test, "value": test["accuracy"]},
+                             {**shipped, "value": shipped["accuracy"]}, ACCURACY_TOLERANCE)
+    return {**check, "shipped": shipped, "accuracy_difference": check["difference"]}
 
 
 def _environment():
