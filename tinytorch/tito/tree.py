@@ -435,7 +435,7 @@ def blockers(tree: "Tree", needed, exclude: tuple[int, ...] = ()) -> list[Blocke
     """The course modules that the generated modules `needed` (dotted names), and everything they import,
     come from and that are not implemented yet: a needed file is missing or still raises a student stub."""
     files = package_files(tree)
-    exports: dict[str, int] = {}
+    exports: dict[str, int] | None = None  # read from the notebooks only when a needed module is not in the package
     by_number: dict[int, Blocker] = {}
     names = {m.number: m.name for m in tree.modules}
 
@@ -453,8 +453,8 @@ def blockers(tree: "Tree", needed, exclude: tuple[int, ...] = ()) -> list[Blocke
         if found is None:
             if name.rpartition(".")[0] in files or (tree.root / name.replace(".", "/")).is_dir():
                 continue  # a name imported from a module (tinytorch.core.layers.Linear) or a package folder
-            if not exports:  # read the notebooks only when a needed module is not in the package
-                exports.update(notebook_exports(tree) or {"": 0})
+            if exports is None:
+                exports = notebook_exports(tree)
             number = exports.get(name)
             if number is not None and number not in exclude:
                 rel = f"{name.replace('.', '/')}.py"
