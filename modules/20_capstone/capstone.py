@@ -235,7 +235,9 @@ except ValueError as err:
 # classified correctly?), per-call latencies interleaved with the baseline's, and the exact
 # parameter and serialized bytes. From these:
 #
-# - **speed-up** = median(baseline latency) / median(submission latency), with a bootstrap interval;
+# - **speed-up** = median(baseline latency) / median(submission latency), with a bootstrap interval
+#   (the grader times interleaved rounds in sessions, and then takes the median of each round's
+#   baseline / submission ratio: both requests of a round ran while the machine had the same speed);
 # - **compression** = baseline bytes / submission bytes: exact counts, no interval needed;
 # - **accuracy** with its Wilson interval, and the difference to the baseline with McNemar's test
 #   (both are scored on the same examples);
@@ -341,31 +343,42 @@ def _sessions(m, b):
     return ms
 
 
+def paired_speedup(base_ms, sub_ms):
+    """The median over rounds of base_ms[i] / sub_ms[i]: the speed-up of interleaved rounds, each round's
+    baseline request set against the submission request next to it. A shared machine changes speed in
+    steps that last seconds (another tenant, the clock), and both requests of a round see the same step, so
+    the per-round ratio cancels it where a ratio of two medians would straddle it."""
+    base, sub = np.asarray(base_ms, float), np.asarray(sub_ms, float)
+    return float(np.median(base / sub))
+
+
 def session_ratio_ci(base_ms, sub_ms, sessions, confidence=CONFIDENCE, resamples=2000, seed=0):
-    """(low, high) of median(base)/median(sub) by a two-level (cluster) bootstrap: draw the sessions with
+    """(low, high) of paired_speedup by a two-level (cluster) bootstrap: draw the sessions with
     replacement, then the rounds of each drawn session with replacement, the submission and baseline
     samples of a round kept together. Sessions are separate pairs of worker processes, so the interval
     includes how much the speed of a fresh process varies, which resampling rounds alone would miss.
     Source: Davison & Hinkley, Bootstrap Methods and their Application (1997), sec. 3.8."""
-    base, sub, labels = np.asarray(base_ms, float), np.asarray(sub_ms, float), np.asarray(sessions)
+    ratio, labels = np.asarray(base_ms, float) / np.asarray(sub_ms, float), np.asarray(sessions)
     groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
     gen = np.random.default_rng(seed)
     ratios = np.empty(resamples)
     for r in range(resamples):
         picked = [groups[k] for k in gen.integers(len(groups), size=len(groups))]
         rows = np.concatenate([g[gen.integers(len(g), size=len(g))] for g in picked])
-        ratios[r] = np.median(base[rows]) / np.median(sub[rows])
+        ratios[r] = np.median(ratio[rows])
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail])
     return float(low), float(high)
 
 
 def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
-    """Speedup S = median(base_ms) / median(sub_ms) (> 1: the submission is faster).
+    """Speedup S = median(base_ms) / median(sub_ms) (> 1: the submission is faster); with `sessions` (the
+    session number of each interleaved round, shared by both sides: what the grader measures) S is the
+    paired_speedup of the rounds instead, which a machine changing speed cannot move.
 
     Interval: percentile bootstrap of the ratio of medians (stats.bootstrap_ratio_ci, paired when the
-    samples have equal lengths, as interleaved rounds do; seeded); with `sessions` (the session number
-    of each round, shared by both sides) the two-level bootstrap of session_ratio_ci. p_value: two-sided
+    samples have equal lengths, as interleaved rounds do; seeded); with `sessions` the two-level
+    bootstrap of paired_speedup (session_ratio_ci). p_value: two-sided
     Mann-Whitney U; prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
     Significant: p < 0.05 and the interval excludes 1.
     """
@@ -376,10 +389,14 @@ def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
             raise ValueError(f"sessions must label every round of both sides: {len(sessions)} labels for "
                              f"{len(base_ms)} baseline and {len(sub_ms)} submission samples")
         low, high = session_ratio_ci(base_ms, sub_ms, sessions, confidence, seed=seed)
-        cmp = dict(cmp, ci_low=low, ci_high=high,
+        cmp = dict(cmp, ratio=paired_speedup(base_ms, sub_ms), ci_low=low, ci_high=high,
                    significant=bool(cmp["p_value"] < 0.05 and (low > 1 or high < 1)))
-        method = (f"two-level bootstrap over {len(np.unique(sessions))} sessions of fresh worker processes "
-                  "and their rounds")
+        formula = "S = median over interleaved rounds of (baseline latency_ms / submission latency_ms)"
+        method = (f"median of per-round ratios, two-level bootstrap over {len(np.unique(sessions))} sessions of "
+                  f"fresh worker processes and their rounds")
+    else:
+        formula = "S = median(baseline latency_ms) / median(submission latency_ms)"
+        method = f"ratio of medians, {method}"
     if not cmp["significant"]:
         verdict = "no significant difference"
     else:
@@ -390,8 +407,7 @@ def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
             "median_sub_ms": float(np.median(check_values(sub_ms))),
             "n_base": cmp["n_a"], "n_sub": cmp["n_b"], "paired": cmp["paired"], "confidence": float(confidence),
             "resamples": cmp["resamples"], "seed": seed,
-            "formula": "S = median(baseline latency_ms) / median(submission latency_ms)",
-            "method": f"ratio of medians, {method}"}
+            "formula": formula, "method": method}
 
 # %%
 #| export capstone.scoring
@@ -783,7 +799,9 @@ for event, ranked in results.items():
 #   does so in three sessions, each with a fresh pair of worker processes: on a shared machine a
 #   process keeps the speed its memory layout and scheduling gave it for its whole life, so the
 #   speed-up interval (`session_ratio_ci`, a two-level bootstrap) must include how much that
-#   varies from one process to the next. Every
+#   varies from one process to the next. The speed-up itself is the median of the rounds' own
+#   ratios (`paired_speedup`): a shared machine changes speed in steps lasting seconds, and the
+#   two requests of a round see the same step. Every
 #   submission ends with one status (ok, invalid, timeout, crashed, out of memory, constraint not
 #   met) and a reason; results are versioned JSON written atomically, and re-running is idempotent.
 # - `tito olympics leaderboard DIR` renders the rankings with medals as CSV, Markdown and HTML with

@@ -385,7 +385,8 @@ def test_session_bootstrap_widens_the_interval_when_processes_differ():
     sub = np.concatenate([gen.lognormal(0, 0.02, 30) * 2.0 / f for f in offsets])
     labels = np.repeat(np.arange(3), 30)
     plain, grouped = speedup(base, sub), speedup(base, sub, sessions=labels)
-    assert plain["value"] == grouped["value"]
+    assert plain["value"] == pytest.approx(np.median(base) / np.median(sub))
+    assert grouped["value"] == pytest.approx(np.median(base / sub))     # the rounds' own ratios
     assert (grouped["high"] - grouped["low"]) > 3 * (plain["high"] - plain["low"])
     assert grouped["low"] <= 0.9 and grouped["high"] >= 1.1 and "two-level" in grouped["method"]
     assert session_ratio_ci(base, sub, labels, seed=1) == session_ratio_ci(base, sub, labels, seed=1)
@@ -403,3 +404,20 @@ def test_session_labels_must_match_between_sides():
         event_score("latency_sprint", m, b)
     with pytest.raises(ValueError, match="one integer session number per latency sample"):
         event_score("latency_sprint", dict(m, latency_session=[0, 1]), b)
+
+
+def test_paired_speedup_cancels_a_machine_that_changes_speed():
+    """Rounds 0-9 ran on a machine 30% slower than rounds 10-19. The submission is exactly 1.25x faster in
+    every round: the median of per-round ratios says 1.25; a ratio of medians straddles the step and does not."""
+    from tinytorch.capstone.scoring import paired_speedup, speedup
+
+    base = np.array([1.3] * 10 + [1.0] * 10) * np.linspace(1.0, 1.01, 20)
+    sub = base / 1.25
+    sub[10] = 0.9            # one round where the machine stepped between the two requests
+    labels = np.repeat([0, 1], 10)
+    assert paired_speedup(base, sub) == pytest.approx(1.25)
+    result = speedup(base, sub, sessions=labels)
+    assert result["value"] == pytest.approx(1.25) and "per-round" in result["method"]
+    assert "median over interleaved rounds" in result["formula"]
+    assert result["low"] <= 1.25 <= result["high"]
+    assert speedup(base, sub)["formula"].startswith("S = median(baseline latency_ms) / median(")   # no sessions

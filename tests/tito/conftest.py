@@ -120,3 +120,21 @@ def edit():
     def _edit(path: Path, func) -> None:
         path.write_text(func(path.read_text(encoding="utf-8")), encoding="utf-8")
     return _edit
+
+
+def _package_sha256() -> str:
+    """One sha256 over the installed tinytorch package's files (paths and bytes; caches skipped)."""
+    import tinytorch
+
+    digest = hashlib.sha256()
+    package = Path(tinytorch.__file__).resolve().parent
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def package_digest():
+    """A function giving the package's sha256 now; .before is the value when the session first asked."""
+    _package_sha256.before = _package_sha256()
+    return _package_sha256

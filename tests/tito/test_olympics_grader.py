@@ -72,12 +72,18 @@ def build_model():
 """, "ok"),
     "writes_outside": ("""
 from pathlib import Path
+import tinytorch
 from tinytorch.models.zoo import load_model
 
 def build_model():
-    Path({target!r}).write_text("I escaped")
+    for target in ({target!r}, tinytorch.__file__, "/etc/passwd", "/root/escaped.txt"):
+        try:
+            with open(target, "a") as handle:
+                handle.write("I escaped")
+        except OSError as exc:
+            print("refused:", target, exc)
     return load_model("digits_cnn")
-""", "invalid"),
+""", "ok"),
     "memoriser": ("""
 from pathlib import Path
 import numpy as np
@@ -98,7 +104,7 @@ class Memoriser:
 
 def build_model():
     return Memoriser()
-""", "constraint not met"),
+""", "invalid"),
 }
 
 
@@ -147,12 +153,9 @@ def test_failure_reasons_name_the_cause(graded):
     assert "submission.py" in subs["import_error"]["reason"]            # the traceback's last lines
     assert "shape (64, 3)" in subs["wrong_shape"]["reason"]
     assert "NaN or infinite" in subs["nan_outputs"]["reason"]
-    assert "wrote outside its folder" in subs["writes_outside"]["reason"]
-    assert str(graded[1] / "escaped.txt") in subs["writes_outside"]["reason"]
     for failed in ("infinite_loop", "memory_hog", "import_error", "wrong_shape", "nan_outputs"):
         assert subs[failed]["scores"] == {} and subs[failed]["measurement"] is None
-    assert subs["writes_outside"]["scores"] == {}                       # measured, kept, but not scored
-    assert sum(subs["writes_outside"]["measurement"]["correct"]) == 354
+    assert sum(subs["writes_outside"]["measurement"]["correct"]) == 354   # its writes were refused: nothing to catch
 
 
 def test_good_submission_matches_its_baseline(graded):
@@ -186,18 +189,22 @@ def test_timer_patching_cheat_gains_nothing_and_is_flagged(graded):
     assert any("patched" in reason for reason in check["reasons"])
 
 
-def test_memorising_cheat_scores_chance(graded):
+def test_memorising_cheat_is_invalid(graded):
+    """Answers by position: the shuffle makes them chance, and answers that depend on the call history differ
+    between the timed calls and the same inputs predicted again: the timed model is not the scored one."""
     record = graded[0]["submissions"]["memoriser"]
-    accuracy = np.mean(record["measurement"]["correct"])
-    assert accuracy < 0.3                          # ~0.1: the shuffle breaks answers by position
-    assert record["measurement"]["parameter_bytes"] == 359 * 8     # its labels table is its memory
-    assert "accuracy" in record["reason"]
+    assert "depend on how it is called" in record["reason"] and record["scores"] == {}
 
 
-def test_outside_write_is_detected_and_other_submissions_unaffected(graded):
+def test_outside_writes_are_refused_and_the_package_is_unchanged(graded, package_digest):
+    import tinytorch
+
     results, root, out, _ = graded
-    assert (root / "escaped.txt").exists()         # the write happened (no OS isolation), and was caught
-    assert not list(out.glob("escaped*"))
+    if not sandbox.isolation_plan().jail:
+        pytest.skip("no jail on this machine: the grader then only detects writes in the folders it watches")
+    assert not (root / "escaped.txt").exists() and not list(out.glob("escaped*"))
+    assert "I escaped" not in open(tinytorch.__file__).read() and "I escaped" not in open("/etc/passwd").read()
+    assert package_digest() == package_digest.before
 
 
 def test_results_json_round_trips(graded):
@@ -215,9 +222,8 @@ def test_results_json_round_trips(graded):
 def test_rankings_from_the_scores(graded):
     ranking = graded[0]["rankings"]
     sprint = {entry["id"]: entry for entry in ranking["latency_sprint"]}
-    assert set(sprint) == {"good", "timer_cheat", "memoriser"}
-    assert sprint["memoriser"]["rank"] is None and sprint["memoriser"]["eligible"] is False
-    assert sprint["good"]["rank"] is not None and sprint["good"]["medal"] in ("gold", "silver")
+    assert set(sprint) == {"good", "timer_cheat", "writes_outside"}
+    assert sprint["good"]["rank"] is not None and sprint["good"]["medal"] in ("gold", "silver", "bronze")
     assert {e["id"] for e in ranking["memory_challenge"]} == {"good", "timer_cheat"}
 
 
@@ -300,6 +306,10 @@ def test_malformed_previous_results_are_not_overwritten(tmp_path):
 @pytest.mark.parametrize("method", ["probed", "sockets"])
 def test_network_is_unreachable(tmp_path, monkeypatch, method):
     if method == "sockets":     # the weaker fallback, as on a machine without usable network namespaces
+        weak = sandbox.IsolationPlan(jail=False, userns=False, cgroups={}, mechanisms={"network": "sockets blocked"},
+                                     missing=("forced by the test",))
+        monkeypatch.setattr(sandbox, "isolation_plan", lambda: weak)
+        monkeypatch.setattr(grader, "isolation_plan", lambda: weak)
         monkeypatch.setattr(grader, "network_method",
                             lambda: sandbox.NetworkIsolation(sandbox.SOCKETS_BLOCKED, (), "forced by the test"))
     listener = socket.create_server(("127.0.0.1", 0))
@@ -317,7 +327,9 @@ def build_model():
     if method == "sockets":
         assert record["isolation"]["network"] == sandbox.SOCKETS_BLOCKED
         assert "network access is disabled" in record["reason"]
-    assert any(word in record["reason"] for word in ("Network is unreachable", "network access is disabled"))
+    # In a network namespace 127.0.0.1 is the namespace's own loopback: nothing listens there
+    assert any(word in record["reason"] for word in ("Network is unreachable", "network access is disabled",
+                                                     "Connection refused")), record["reason"]
     with pytest.raises(socket.timeout):
         listener.accept()
     listener.close()
@@ -440,18 +452,24 @@ def test_workers_that_die_or_misbehave(tmp_path, source, status, words):
 
 
 def test_paused_worker_cannot_run(tmp_path):
-    """While the baseline is measured the submission's process group is stopped (state T), then resumed."""
+    """While the baseline is measured the submission's worker is frozen (cgroup freezer: state D on cgroup v1)
+    or stopped (SIGSTOP: state T), then resumed."""
     box = sandbox.Sandbox(label="test")
     worker = sandbox.WorkerProcess(box, ("zoo", "digits_cnn"), LIMITS, sandbox.network_method()).start()
     try:
         ready, _ = worker.receive(time.perf_counter() + 30)
         assert ready["type"] == "ready"
-        state = lambda: open(f"/proc/{worker.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        pid = worker.init_pid if worker.jailed else worker.proc.pid
+        pids = worker.cgroup.pids() if worker.cgroup is not None else [pid]
+        state = lambda p: open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0]
         with worker.paused():
             time.sleep(0.05)
-            assert state() == "T"
+            frozen = worker.pause_method == "cgroup freezer"
+            assert all(state(p) in (("D", "T") if frozen else ("T",)) for p in pids), [state(p) for p in pids]
+            if frozen:
+                assert open(os.path.join(worker.cgroup.folders["freezer"], "freezer.state")).read().strip() == "FROZEN"
         time.sleep(0.05)
-        assert state() in ("S", "R")
+        assert all(state(p) in ("S", "R") for p in pids)
         reply, _, _, _ = worker.request({"op": "ping"}, deadline=time.perf_counter() + 10)
         assert reply["type"] == "pong"
     finally:
@@ -460,14 +478,21 @@ def test_paused_worker_cannot_run(tmp_path):
     assert worker.exit_description() == "exit code 0" and not box.root.exists()
 
 
-def test_a_failing_baseline_is_a_grader_error_not_a_status(tmp_path):
+def test_a_failing_baseline_is_retried_then_a_grader_error(tmp_path):
     root = tmp_path / "subs"
     write_submission(root, "fine", GOOD)
     with pytest.raises(grader.GraderError, match="baseline"):
         grader.grade_submission(root / "fine", baseline_name="no_such_model", limits=LIMITS, seed=0)
-    results = grade_all(root, tmp_path / "out", limits=LIMITS, seed=0, baseline_name="no_such_model")
-    assert results["submissions"] == {} and [e["id"] for e in results["errors"]] == ["fine"]
-    assert "no_such_model" in results["errors"][0]["error"]
+    lines = []
+    results = grade_all(root, tmp_path / "out", limits=LIMITS, seed=0, baseline_name="no_such_model",
+                        progress=lines.append)
+    record = results["submissions"]["fine"]
+    assert record["status"] == "grader error" and record["student_id"] == "student_fine"
+    assert f"failed {grader.BASELINE_ATTEMPTS} times" in record["reason"] and "no_such_model" in record["reason"]
+    assert sum("grading again with fresh workers" in line for line in lines) == grader.BASELINE_ATTEMPTS - 1
+    assert [e["id"] for e in results["errors"]] == ["fine"] and "no_such_model" in results["errors"][0]["error"]
+    again = grade_all(root, tmp_path / "out", limits=LIMITS, seed=0, progress=lines.append)
+    assert again["submissions"]["fine"]["status"] == "ok"        # a grader error is never kept: graded again
 
 
 # ------------------------------------------------------------------ hostile input never stops the class
@@ -507,10 +532,10 @@ def test_broken_submissions_beside_a_good_one_all_get_a_status(tmp_path, monkeyp
             raise KeyError("simulated bug in the validator")
         return real_validate(folder)
 
-    def sandboxed(record, folder, *args, **kwargs):
-        if Path(folder).name == "h_grader_bug":
+    def sandboxed(record, info, *args, **kwargs):
+        if Path(info["folder"]).name == "h_grader_bug":
             raise AttributeError("simulated bug in the grader")
-        return real_sandboxed(record, folder, *args, **kwargs)
+        return real_sandboxed(record, info, *args, **kwargs)
 
     monkeypatch.setattr(submission, "validate", validate)
     monkeypatch.setattr(grader, "_sandboxed", sandboxed)
@@ -521,7 +546,8 @@ def test_broken_submissions_beside_a_good_one_all_get_a_status(tmp_path, monkeyp
     subs = results["submissions"]
     assert {k: r["status"] for k, r in subs.items()} == {
         "good": "ok", "a_truncated": "invalid", "b_binary": "invalid", "c_empty": "invalid", "d_folder": "invalid",
-        "e_huge": "invalid", "f_five": "invalid", "g_validator_bug": "invalid", "i_bomb": "invalid"}, \
+        "e_huge": "invalid", "f_five": "invalid", "g_validator_bug": "invalid", "i_bomb": "invalid",
+        "h_grader_bug": "grader error"}, \
         {k: r["reason"] for k, r in subs.items()}
     assert sum(subs["good"]["measurement"]["correct"]) == 354 and set(subs["good"]["scores"]) == {"latency_sprint"}
     lines_of = text.count(", ") + 1
@@ -536,7 +562,7 @@ def test_broken_submissions_beside_a_good_one_all_get_a_status(tmp_path, monkeyp
     assert f"{64 * 2**20 + len(GOOD)} bytes uncompressed; the limit is 20971520" in subs["i_bomb"]["reason"]
     for name in subs:
         assert subs[name]["isolation"] is None or name == "good"    # none of the broken ones ever ran
-    # The grader's own bug: no status for that one (errors, exit 1 in the CLI), every other one graded.
+    # The grader's own bug: "grader error" for that one (and errors: exit 1 in the CLI), every other one graded.
     assert [e["id"] for e in results["errors"]] == ["h_grader_bug"]
     assert "unexpected AttributeError while grading h_grader_bug: simulated bug in the grader" in results["errors"][0]["error"]
     # The progress line of a submission with 5 problems lists the first 3 and counts the rest.

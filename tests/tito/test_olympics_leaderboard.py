@@ -61,18 +61,14 @@ latency_sprint,1,gold,alice,s1,1.8,1.7,1.9,ok,
 latency_sprint,1,gold,bob,s2,1.75,1.65,1.85,ok,
 latency_sprint,3,bronze,carol,s3,1.25,1.2,1.3,ok,
 latency_sprint,,,dave,s4,2.5,2.4,2.6,constraint not met,"accuracy 0.62 [0.57, 0.67] < 0.85"
-latency_sprint,,,eve,<script>alert('x')</script> | eve,,,,invalid,"outputs have shape (359, 5); expected (359, 10)"
-latency_sprint,,,frank,s6,,,,timeout,no answer within 60 s
-latency_sprint,,,grace,s7,,,,crashed,"Traceback (most recent call last):
-  ...
-ZeroDivisionError: boom"
+latency_sprint,,,eve,<script>alert('x')</script> | eve,,,,invalid,see the instructor's grading report
+latency_sprint,,,frank,s6,,,,timeout,see the instructor's grading report
+latency_sprint,,,grace,s7,,,,crashed,see the instructor's grading report
 memory_challenge,1,gold,alice,s1,3.75,3.75,3.75,ok,
 memory_challenge,2,silver,carol,s3,1.5,1.5,1.5,ok,
 memory_challenge,,,dave,s4,4.0,4.0,4.0,constraint not met,"accuracy 0.62 [0.57, 0.67] < 0.85"
-memory_challenge,,,frank,s6,,,,timeout,no answer within 60 s
-memory_challenge,,,grace,s7,,,,crashed,"Traceback (most recent call last):
-  ...
-ZeroDivisionError: boom"
+memory_challenge,,,frank,s6,,,,timeout,see the instructor's grading report
+memory_challenge,,,grace,s7,,,,crashed,see the instructor's grading report
 """
 
 
@@ -88,32 +84,39 @@ def test_csv_rows_exact(tmp_path):
     written = render_leaderboard(folder)
     assert written["csv"].read_text(encoding="utf-8") == EXPECTED_CSV
     assert sorted(p.name for p in folder.iterdir()) == [
-        "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard_latency_sprint.png",
+        "instructor_report.md", "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard_latency_sprint.png",
         "leaderboard_memory_challenge.png", "results.json"]
     assert written["plots"] == {e: folder / f"leaderboard_{e}.png" for e in ("latency_sprint", "memory_challenge")}
 
 
 def test_markdown_has_medals_and_failure_table(tmp_path):
     md = render_leaderboard(grading_dir(tmp_path))["md"].read_text(encoding="utf-8")
-    assert md.index("## Latency Sprint (latency_sprint)") < md.index("## Memory Challenge (memory_challenge)") \
+    # every text is escaped by safetext.markdown (each Markdown punctuation character backslash-escaped)
+    assert md.index("## Latency Sprint \\(latency_sprint\\)") < md.index("## Memory Challenge \\(memory_challenge\\)") \
         < md.index("## Did not place")
-    assert "fastest model wins; score = median(base) / median(sub)" in md
-    assert "| 1st (shared) | gold | alice | s1 | 1.8 | [1.7, 1.9] |  |" in md
-    assert "| 1st (shared) | gold | bob | s2 | 1.75 | [1.65, 1.85] |  |" in md
-    assert "| 3rd | bronze | carol | s3 | 1.25 | [1.2, 1.3] |  |" in md
-    assert "| 2nd | silver | carol | s3 | 1.5 | exact |  |" in md
-    assert "| - |  | dave | s4 | 2.5 | [2.4, 2.6] | constraint not met: accuracy 0.62 [0.57, 0.67] &lt; 0.85 |" in md
+    assert "fastest model wins; score \\= median\\(base\\) / median\\(sub\\)" in md
+    assert "Entries: all entries count \\(results\\.json predates the policy\\)." in md
+    assert "| 1st \\(shared\\) | gold | alice | s1 | 1\\.8 | \\[1\\.7, 1\\.9\\] |  |" in md
+    assert "| 1st \\(shared\\) | gold | bob | s2 | 1\\.75 | \\[1\\.65, 1\\.85\\] |  |" in md
+    assert "| 3rd | bronze | carol | s3 | 1\\.25 | \\[1\\.2, 1\\.3\\] |  |" in md
+    assert "| 2nd | silver | carol | s3 | 1\\.5 | exact |  |" in md
+    assert "| \\- |  | dave | s4 | 2\\.5 | \\[2\\.4, 2\\.6\\] | constraint not met\\: accuracy 0\\.62 \\[0\\.57, 0\\.67\\] " \
+           "\\< 0\\.85 |" in md
     assert "![Latency Sprint scores](leaderboard_latency_sprint.png)" in md
     failures = md[md.index("## Did not place"):]
     assert "| id | student | events | status | reason |" in failures
-    assert "| dave | s4 | latency_sprint, memory_challenge | constraint not met | eligible in none of its events |" in failures
-    assert "| eve | &lt;script&gt;alert('x')&lt;/script&gt; \\| eve | latency_sprint | invalid | outputs have shape " \
-           "(359, 5); expected (359, 10) |" in failures
-    assert "| frank | s6 | latency_sprint, memory_challenge | timeout | no answer within 60 s |" in failures
-    assert "| grace | s7 | latency_sprint, memory_challenge | crashed | Traceback (most recent call last): ... " \
-           "ZeroDivisionError: boom |" in failures
-    assert "| heidi | s8 |  | out of memory | MemoryError while building the model |" in failures
+    # a failure's reason is public only when the scoring wrote it (dave's per-event constraint reasons)
+    assert "| dave | s4 | latency_sprint, memory_challenge | constraint not met | latency_sprint\\: accuracy " \
+           "0\\.62 \\[0\\.57, 0\\.67\\] \\< 0\\.85; memory_challenge\\: accuracy 0\\.62 \\[0\\.57, 0\\.67\\] \\< 0\\.85 |" in failures
+    hidden = "see the instructor\\'s grading report"
+    assert f"| eve | \\<script\\>alert\\(\\'x\\'\\)\\</script\\> \\| eve | latency_sprint | invalid | {hidden} |" in failures
+    assert f"| frank | s6 | latency_sprint, memory_challenge | timeout | {hidden} |" in failures
+    assert f"| grace | s7 | latency_sprint, memory_challenge | crashed | {hidden} |" in failures
+    assert f"| heidi | s8 |  | out of memory | {hidden} |" in failures
     assert "alice" not in failures and "<script>" not in md
+    for private in ("outputs have shape", "no answer within 60 s", "ZeroDivisionError", "MemoryError",
+                    "eligible in none of its events"):
+        assert private not in md
 
 
 def test_html_escapes_and_shows_plots(tmp_path):
@@ -186,7 +189,7 @@ def test_malformed_results_name_the_file_and_problem(tmp_path):
         del doc["rankings"]["memory_challenge"][1]["score"]
         doc["rankings"]["../escape"] = []
     assert malformed(tmp_path, many, "many") == [
-        "submissions['bob'].status must be one of ok, invalid, timeout, crashed, out of memory, constraint not met, "
+        "submissions['bob'].status must be one of ok, invalid, timeout, crashed, out of memory, constraint not met, grader error, "
         "got 'exploded'",
         "rankings key '../escape' is not an event name (lower-case letters, digits, '_')",
         "rankings['latency_sprint'][0].rank must be an integer >= 1 or null, got 'first'",
@@ -205,7 +208,9 @@ def test_format_leaderboard_text(tmp_path):
     assert sprint[0].split() == ["rank", "medal", "id", "student", "score", "interval", "note"]
     assert sprint[1].split() == ["1st", "(shared)", "gold", "alice", "s1", "1.8", "[1.7,", "1.9]"]
     assert sprint[3].split() == ["3rd", "bronze", "carol", "s3", "1.25", "[1.2,", "1.3]"]
-    assert sprint[5].split()[:2] == ["-", "eve"] and "invalid: outputs have shape" in sprint[5]
+    assert sprint[5].split()[:2] == ["-", "eve"] and "invalid: see the instructor's grading report" in sprint[5]
+    assert lines[1] == "Entries: all entries count (results.json predates the policy)"
+    assert "outputs have shape" not in text and "ZeroDivisionError" not in text
     tail = lines[lines.index("Did not place"):]
     assert [line.split()[0] for line in tail[2:]] == ["dave", "eve", "frank", "grace", "heidi"]
 
@@ -224,10 +229,12 @@ def test_cmd_leaderboard(tmp_path):
     lines = []
     assert lb.cmd_olympics_leaderboard(SimpleNamespace(dir=str(folder)), None, lines.append) == 0
     assert lines[0].startswith("TorchPerf Olympics leaderboard (8 submission(s)")
-    assert lines[-1] == (f"wrote 5 file(s) in {folder}: leaderboard.csv, leaderboard.md, leaderboard.html, "
+    assert lines[-2] == (f"wrote 5 public file(s) in {folder}: leaderboard.csv, leaderboard.md, leaderboard.html, "
                          f"leaderboard_latency_sprint.png, leaderboard_memory_challenge.png")
+    assert lines[-1] == (f"wrote {folder / 'instructor_report.md'}: PRIVATE, for the instructor only (each "
+                         f"submission's own error text): do not publish it")
     lines.clear()
     assert lb.cmd_olympics_leaderboard(SimpleNamespace(dir=str(folder)), None, lines.append) == 0   # re-render
-    assert lines[-1] == "replaced 5 earlier rendering(s) (derived from results.json, which is unchanged)"
+    assert lines[-1] == "replaced 6 earlier rendering(s) (derived from results.json, which is unchanged)"
     with pytest.raises(TitoError, match="does not exist: grade first"):
         lb.cmd_olympics_leaderboard(SimpleNamespace(dir=str(tmp_path)), None, lines.append)

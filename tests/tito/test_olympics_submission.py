@@ -55,7 +55,8 @@ def test_valid_folder_gives_exact_record(tmp_path):
     assert validate(folder) == {
         "id": "alice_int8", "student_id": "s123", "events": ["latency_sprint"], "techniques": ["int8 quantization"],
         "division": "closed", "name": "Alice's INT8", "folder": folder.resolve(),
-        "files": ["submission.json", "submission.py", "weights/w.npz"]}   # bytecode caches skipped
+        "files": ["submission.json", "submission.py", "weights/w.npz"],   # bytecode caches skipped
+        "data_bytes": (folder / "weights" / "w.npz").stat().st_size, "embedded_bytes": 0}
 
 
 def test_missing_folder_and_files(tmp_path):
@@ -459,7 +460,7 @@ def test_hostile_files_are_problems(tmp_path, monkeypatch):
         assert problem.startswith(expected), (name, problem)
     # submission.py: too deep for the parser, or too big to be code
     assert only_problem(make(tmp_path / "deep_py", source="x = " + "+x" * 200_000 + "\n")).startswith(
-        "submission.py is nested too deeply for Python's parser")
+        "submission.py holds more than 100000 tokens")          # refused before the parser ever sees it
     big = make(tmp_path / "big_py", source="# " + "w" * sub.MAX_SOURCE_BYTES + "\n")
     assert only_problem(big).startswith(f"submission.py is larger than {sub.MAX_SOURCE_BYTES} bytes")
     # a link loop inside the folder, and a sparse file far past the size limit (never read: hashing refuses it too)

@@ -356,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     ogr.add_argument("--out", metavar="DIR", help="the grading folder (default results/olympics; re-running is idempotent)")
     ogr.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit per submission in seconds (default 60)")
     ogr.add_argument("--force", action="store_true", help="grade again even the submissions that did not change")
+    ogr.add_argument("--data", metavar="FILE", help="private test data: an .npz with arrays 'inputs' and 'labels' "
+                     "(default: the public digits test split, which proves little)")
+    ogr.add_argument("--entries", choices=("latest", "best", "all"), default="latest",
+                     help="which of a student's entries count in an event (default: the latest submitted)")
+    ogr.add_argument("--require-isolation", action="store_true",
+                     help="refuse to grade unless every isolation mechanism works on this machine")
     ogr.set_defaults(func=_command("olympics.grader", "cmd_olympics_grade"))
     olb = olsub.add_parser("leaderboard", help="print the rankings and (re)write leaderboard.csv/.md/.html and plots in DIR")
     olb.add_argument("dir", metavar="DIR", help="a grading folder holding results.json (from `tito olympics grade`)")

@@ -1,26 +1,19 @@
 """The TorchPerf Olympics autograder: grade one submission, grade a folder of them, write the results.
 
-One submission is graded by two workers (sandbox.py, worker.py): the submission's own, and a trusted one
-running the baseline from the zoo. The parent keeps the labels and the clock it trusts:
-- accuracy: the test inputs go out in an order shuffled by a Generator seeded per run (secret: drawn from
-  the OS unless a seed is given), in batches; the parent un-shuffles the outputs and scores them;
-- latency: A B A B ... requests "run N calls on this one input" to the submission and the baseline, N
-  calibrated so a request lasts about Limits.min_request_ms; per-call ms = the PARENT's wall time / N. The
-  worker's own timing is only cross-checked (timing_check);
-- memory: the worker saves state_dict() with np.savez; the parent reads the file (allow_pickle=False) and
-  counts parameter bytes (sum of nbytes) and serialized bytes (file size).
+One submission is graded by two workers (sandbox.py launches them, worker.py runs in them): the submission's
+own, and a trusted one running the baseline from the zoo. Where the machine allows it (sandbox.isolation_plan)
+each worker runs jailed: its own unprivileged uid, PID/mount/network/IPC namespaces, a read-only package and
+system, a private /tmp, cgroups for memory (descendants included), process count, CPU and freezing, and a
+CPU-time limit. What each run had is recorded (results "isolation", each record's "isolation").
+The exchange itself is session.py: the parent keeps the labels and the clock it trusts (accuracy on secretly
+shuffled inputs; latency on fresh, distinct inputs, A/B interleaved, cross-checked against an ordinary
+prediction; memory from the declared state, which must be what computes the outputs, and never less than
+the arrays the model holds or the weight data in its folder).
 Statuses: ok, invalid, timeout, crashed, out of memory, constraint not met (scoring: eligible in no entered
-event). Results: out_dir/results.json (SCHEMA), out_dir/submissions/<id>.json, earlier versions under
-out_dir/history/. Scores come from tinytorch.capstone.scoring.
-
-Limits of this design (say them to students and instructors):
-- the default data is the public digits test split, so a submission can memorise answers by image content;
-  the shuffle only defeats memorising by position. Pass a private split as `data=` for a real contest;
-- the worker runs as the grader's user: writes are detected only in the watched folders (the submissions
-  root, the output folder, the sandboxes); run the grader as an unprivileged user or in a container for
-  untrusted code at scale;
-- a process that calls setsid escapes the kill and the pause (no PID namespace);
-- memory is what state_dict() declares: weights hidden elsewhere are not counted.
+event), grader error (the grader or its trusted baseline failed BASELINE_ATTEMPTS times: graded again next
+run). Results: out_dir/results.json (SCHEMA, rewritten after every submission), out_dir/submissions/<id>.json,
+earlier versions under out_dir/history/. Scores come from tinytorch.capstone.scoring; one entry per student
+per event counts (entries.py). docs/grading.md holds the threat model: what this defends against, and what not.
 """
 from __future__ import annotations
 
@@ -38,198 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol
-from .sandbox import (EXIT_GRACE_S, SOCKETS_BLOCKED, Limits, Sandbox, SandboxError, WorkerProcess, changes, network_method,
-                      snapshot)
+from .sandbox import Limits, Sandbox, SandboxError, changes, isolation_plan, network_method, snapshot
+from .session import NOISE, STATE_CHECK_ROWS, GraderError, Outcome, Session, TimedInputs, timed_accuracy_check
 
 SCHEMA = "tinytorch.olympics.results/1"
-STATUSES = ("ok", "invalid", "timeout", "crashed", "out of memory", "constraint not met")
-WORKER_STATUSES = ("invalid", "crashed", "out of memory")   # the only statuses a worker may claim for itself
+STATUSES = ("ok", "invalid", "timeout", "crashed", "out of memory", "constraint not met", "grader error")
+BASELINE_ATTEMPTS = 3   # a submission is graded again (fresh workers) when the trusted baseline failed
+REASON_CHARS, DETAIL_CHARS, ERROR_CHARS = 4000, 8000, 300   # stored texts are cut (and cleaned) to these
 NUM_CLASSES = 10
-PINGS = 10
-OOM_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 REASON_PROBLEMS = 20    # problems of an invalid submission kept in its record's reason (then "and N more")
 PROGRESS_PROBLEMS = 3   # problems shown under its progress line
-
-
-class GraderError(RuntimeError):
-    """The grader or its trusted baseline failed: no status is given to the submission (re-grade it)."""
-
-
-class Outcome(Exception):
-    """A submission's final status, raised where it is decided: a one-line reason, and detail (the last
-    traceback or output lines) when there is one."""
-
-    def __init__(self, status, reason, detail=None):
-        super().__init__(f"{status}: {reason}")
-        self.status, self.reason, self.detail = status, reason, detail
-
-
-def _int_ns(value):
-    """value as an int of nanoseconds, or None when a worker sent something else."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-# ----------------------------------------------------------------------------------- one grading session
-class Session:
-    """The exchanges of one grading: the baseline worker (trusted) and the submission's worker."""
-
-    def __init__(self, base_box, sub_box, baseline_name, limits, network):
-        self.limits, self.network = limits, network
-        self.base = WorkerProcess(base_box, ("zoo", baseline_name), limits, network)
-        self.sub = WorkerProcess(sub_box, ("submission", None), limits, network)
-        self.stage, self.deadline = "starting", None
-
-    def __repr__(self):
-        return f"Session(stage={self.stage!r}, baseline={self.base!r}, submission={self.sub!r})"
-
-    # -- talking to the trusted baseline: any failure is the grader's
-    def base_call(self, header, arrays=()):
-        try:
-            with self.sub.paused():
-                reply, out, t0, t1 = self.base.request(header, arrays, time.perf_counter() + self.limits.timeout_s)
-        except (protocol.ProtocolError, protocol.ChannelTimeout, OSError) as exc:
-            raise GraderError(f"the baseline worker failed while {self.stage}: {exc}; stderr: "
-                              f"{self.base.stderr_tail()[-800:]}") from exc
-        if reply.get("type") == "error":
-            raise GraderError(f"the baseline worker reported {reply.get('reason')!r} while {self.stage}")
-        return reply, out, t0, t1
-
-    def start_baseline(self):
-        """Start the baseline, wait for it, and measure its state file before the submission starts."""
-        self.stage = "starting the baseline"
-        self.base.start()
-        try:
-            ready, _ = self.base.receive(time.perf_counter() + self.limits.timeout_s)
-        except (protocol.ProtocolError, protocol.ChannelTimeout) as exc:
-            raise GraderError(f"the baseline worker did not start: {exc}; stderr: {self.base.stderr_tail()[-800:]}") from exc
-        if ready.get("type") != "ready" or ready.get("state") != "saved":
-            raise GraderError(f"the baseline worker did not start: {ready}")
-        try:
-            return protocol.read_state_file(self.base.sandbox.work / self.base.state_file, self.limits.max_state_bytes)
-        except ValueError as exc:
-            raise GraderError(f"the baseline's state_dict could not be measured: {exc}") from exc
-
-    # -- talking to the submission: failures are its own
-    def _died(self, exc):
-        """The Outcome for a submission worker whose channel broke or closed."""
-        if isinstance(exc, protocol.ChannelClosed):
-            self.sub.wait(EXIT_GRACE_S)    # the channel closes a moment before the process is gone
-        self.sub.stop(polite=False)
-        tail = self.sub.stderr_tail().strip()
-        lines = "\n".join(tail.splitlines()[-12:]) or None
-        if isinstance(exc, protocol.ChannelClosed):
-            ended = self.sub.exit_description()
-            if self.sub.signal_number() == signal.SIGKILL and not self.sub.killed:
-                return Outcome("out of memory", f"the worker was killed by SIGKILL (not sent by the grader) while "
-                                                f"{self.stage}; the kernel's out-of-memory killer is the usual sender",
-                               lines)
-            if any(sign in tail for sign in OOM_SIGNS):
-                return Outcome("out of memory", f"the worker ended ({ended}) while {self.stage}, reporting an "
-                                                f"allocation failure under the {self.limits.memory_bytes}-byte limit",
-                               lines)
-            return Outcome("crashed", f"the worker ended ({ended}) while {self.stage} without answering", lines)
-        return Outcome("invalid", f"broke the grading protocol while {self.stage}: {exc} (an oversized or malformed "
-                                  f"reply, or bytes written to the grader's channel)")
-
-    def _reply(self, reply):
-        """reply, unless it is an error reply: then the Outcome the worker reported (only WORKER_STATUSES)."""
-        if reply.get("type") != "error":
-            return reply
-        status = reply.get("status") if reply.get("status") in WORKER_STATUSES else "invalid"
-        reason = " ".join(str(reply.get("reason", "no reason given")).split())[:600]
-        raise Outcome(status, reason, str(reply["traceback"])[-3000:] if reply.get("traceback") else None)
-
-    def _sub_wait(self, call):
-        try:
-            return call()
-        except protocol.ChannelTimeout:
-            self.sub.stop(polite=False)   # it is not listening: asking it to exit would only wait longer
-            raise Outcome("timeout", f"no answer within the {self.limits.timeout_s:g} s limit "
-                                     f"(stopped while {self.stage})") from None
-        except (protocol.ProtocolError, OSError) as exc:
-            raise self._died(exc) from None
-
-    def sub_call(self, header, arrays=()):
-        reply, out, t0, t1 = self._sub_wait(lambda: self.sub.request(header, arrays, self.deadline))
-        return self._reply(reply), out, t0, t1
-
-    def start_submission(self):
-        """Start the submission's worker (the timeout clock starts here) and measure its state file."""
-        self.stage = "importing submission.py and calling build_model()"
-        self.sub.start()
-        self.deadline = self.sub.started + self.limits.timeout_s
-        ready = self._reply(self._sub_wait(lambda: self.sub.receive(self.deadline))[0])
-        if ready.get("type") != "ready":
-            raise Outcome("invalid", f"broke the grading protocol while {self.stage} (got {str(ready)[:200]})")
-        if ready.get("state") != "saved":
-            return {"parameter_bytes": None, "serialized_bytes": None,
-                    "memory_note": str(ready.get("why", "no state_dict"))[:500]}
-        try:
-            return protocol.read_state_file(self.sub.sandbox.work / self.sub.state_file, self.limits.max_state_bytes)
-        except ValueError as exc:
-            raise Outcome("invalid", str(exc)) from None
-
-    # -- the three measurements
-    def accuracy(self, x, y, rng, classes):
-        """(correct of the submission, correct of the baseline): 0/1 per example, in the data's order."""
-        self.stage = "predicting the test inputs"
-        order = rng.permutation(len(x))
-        preds = {"sub": np.empty(len(x), np.int64), "base": np.empty(len(x), np.int64)}
-        for start in range(0, len(x), self.limits.batch_size):
-            rows = order[start:start + self.limits.batch_size]
-            batch = np.ascontiguousarray(x[rows])
-            _, out, _, _ = self.sub_call({"op": "predict"}, [batch])
-            if len(out) != 1:
-                raise Outcome("invalid", f"a predict reply must carry one array, got {len(out)}")
-            try:
-                preds["sub"][rows] = protocol.predicted_labels(out[0], len(rows), classes)
-            except ValueError as exc:
-                raise Outcome("invalid", str(exc)) from None
-            _, out, _, _ = self.base_call({"op": "predict"}, [batch])
-            preds["base"][rows] = protocol.predicted_labels(out[0], len(rows), classes)
-        return [(preds[k] == y).astype(np.int64) for k in ("sub", "base")]
-
-    def _timed(self, which, x1, calls):
-        """One "time" request: (parent ns, worker-reported start, end) ."""
-        call = self.sub_call if which == "sub" else self.base_call
-        reply, _, t0, t1 = call({"op": "time", "calls": calls}, [x1])
-        return t0, t1, _int_ns(reply.get("start_ns")), _int_ns(reply.get("end_ns"))
-
-    def _calibrate(self, which, x1):
-        """Calls per request so that one request lasts about min_request_ms by the parent's clock: grow the
-        count until a request lasts that long, then scale it to the target, so the submission's and the
-        baseline's requests last alike and the IPC cost is the same share of both."""
-        target, calls = self.limits.min_request_ms * 1e6, 1
-        while True:
-            t0, t1, _, _ = self._timed(which, x1, calls)
-            wall = max(t1 - t0, 1)
-            if wall >= target or calls >= 10**7:
-                return max(1, min(10**7, round(calls * target / wall)))
-            calls = min(10**7, max(calls * 2, min(calls * 100, math.ceil(calls * 1.2 * target / wall))))
-
-    def latency(self, x1):
-        """Interleaved rounds: {"sub"|"base": {"calls", "rows": [(t0, t1, start, end), ...]}} and ping times."""
-        self.stage = "timing single-sample calls"
-        pings = []
-        for _ in range(PINGS):
-            _, _, t0, t1 = self.base_call({"op": "ping"})
-            pings.append(t1 - t0)
-        runs = {k: {"calls": self._calibrate(k, x1), "rows": []} for k in ("sub", "base")}
-        begun = time.perf_counter()
-        for round_ in range(self.limits.latency_rounds):
-            if round_ >= self.limits.min_rounds and time.perf_counter() - begun > self.limits.latency_budget_s:
-                break
-            for k in ("sub", "base"):   # A B A B ...: drift on the machine hits both alike
-                runs[k]["rows"].append(self._timed(k, x1, runs[k]["calls"]))
-        return runs, pings
-
-    def stop(self):
-        for worker in (self.sub, self.base):
-            worker.stop(polite=True)
-
-
-def _per_call_ms(run):
-    return [(t1 - t0) / run["calls"] / 1e6 for t0, t1, _, _ in run["rows"]]
 
 
 # ----------------------------------------------------------------------------------- grading one submission
@@ -289,7 +100,13 @@ def latency_method(runs, limits, timer):
     from .sandbox import THREAD_VARIABLES
 
     return {"clock": "the grader's own time.perf_counter_ns, from sending a request to receiving its whole reply",
-            "per_call_ms": "request wall time / calls per request (the worker's own timing is only cross-checked)",
+            "per_call_ms": (f"request wall time / calls per request; one call = one batch of {limits.batch_size} "
+                            f"distinct inputs (the worker's own timing is only cross-checked)"),
+            "batch_size": limits.batch_size,
+            "inputs": (f"test rows drawn with the run's secret seed plus Gaussian noise of {NOISE:g} x the inputs' "
+                       f"standard deviation: every timed input is new, so no answer can be looked up"),
+            "cross_check": ("the outputs of timed calls are compared with the same inputs predicted again in one "
+                            "batch at the end of each session"),
             "calls_per_request": runs["sub"]["calls"], "baseline_calls_per_request": runs["base"]["calls"],
             "min_request_ms": limits.min_request_ms, "rounds": len(runs["sub"]["rows"]),
             "interleaving": "A B A B ...: one submission request, then one baseline request, per round",
@@ -297,45 +114,99 @@ def latency_method(runs, limits, timer):
             "includes": ("the IPC round trip of each request (timing_check.baseline_gap_ms_median), on both sides; "
                          "requests of equal length keep its share of the ratio equal"),
             "worker_threads": {name: "1" for name in THREAD_VARIABLES}, "gc": "enabled in the workers (normal use)",
-            "baseline_protection": "the submission's process group is stopped (SIGSTOP) while the baseline runs"}
+            "baseline_protection": "the submission's worker is frozen while the baseline runs"}
 
 
-def _measure(new_session, x, y, rng):
+def worker_cpus():
+    """The one CPU both workers of a grading run on (the last this process may use): the submission and the
+    baseline are timed on the same core, and the grader's own work lands elsewhere when there is more than one."""
+    import os
+
+    try:
+        return [max(os.sched_getaffinity(0))]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _per_call_ms(run):
+    """Per-call milliseconds of each request of a timed run: the parent's wall time / calls per request."""
+    return [(t1 - t0) / run["calls"] / 1e6 for t0, t1, _, _ in run["rows"]]
+
+
+def _counted_memory(sizes, census, info):
+    """The measurement's memory keys: parameter_bytes counts the largest of the declared state, the arrays
+    the model holds (census) and the weight data in the submission's files; each figure is recorded."""
+    files = int(info.get("data_bytes") or 0) + int(info.get("embedded_bytes") or 0)
+    reachable = (census or {}).get("reachable_array_bytes") or 0
+    figures = {"declared state_dict()": sizes["parameter_bytes"], "arrays the model holds": reachable,
+               "weight data in the submission's files": files}
+    counted = max(figures, key=lambda k: (figures[k], k == "declared state_dict()"))
+    return {"parameter_bytes": figures[counted], "serialized_bytes": max(sizes["serialized_bytes"], files),
+            "memory": {"counted": counted, "declared_state_bytes": sizes["parameter_bytes"],
+                       "declared_entries": sizes["entries"], "reachable_array_bytes": reachable,
+                       "census_complete": (census or {}).get("complete"),
+                       "folder_data_bytes": int(info.get("data_bytes") or 0),
+                       "embedded_literal_bytes": int(info.get("embedded_bytes") or 0),
+                       "method": ("parameter_bytes = max(declared state_dict() arrays, arrays reachable from the "
+                                  "model and its module, weight files + large literals in the folder)")}}
+
+
+def _measure(new_session, x, y, rng, info, limits):
     """Run the whole exchange: (measurement, baseline, timing_check, latency_method) or an Outcome raised.
 
     Latency is timed in Limits.latency_sessions sessions, each with a FRESH pair of worker processes: on a
     shared machine each process lands on its own memory layout and scheduling luck, which shifts its speed by
     several percent for its whole life, so one pair of processes cannot tell a real speed-up from the luck of
-    the draw. The samples carry their session number (latency_session), and scoring resamples sessions."""
+    the draw. The samples carry their session number (latency_session), and scoring resamples sessions.
+    The state check (the declared state computes the outputs) runs in the last session's fresh worker."""
     from tinytorch.utils.timing import measure_timer
 
+    inputs, check_rows = TimedInputs(x, rng), rng.choice(len(x), size=min(STATE_CHECK_ROWS, len(x)), replace=False)
     session = new_session()
     try:
         base_sizes = session.start_baseline()
-        sub_sizes = session.start_submission()
-        correct, base_correct = session.accuracy(x, y, rng, NUM_CLASSES)
-        x1 = np.ascontiguousarray(x[rng.integers(len(x))][None])
-        sessions = [session.latency(x1)]
+        sub_sizes, memory_note, names, arrays = session.start_submission()
+        correct, base_correct, raw = session.accuracy(x, y, rng, NUM_CLASSES)
+        census = session.census() if sub_sizes else None
+        sessions = [session.latency(inputs, NUM_CLASSES)]
+        kept_rows = session.kept
     finally:
         session.stop()
-    for _ in range(1, session.limits.latency_sessions):
+    state_check = None
+    for k in range(1, max(limits.latency_sessions, 2 if names else 1)):
         session = new_session()
         try:
             session.start_baseline()
             session.start_submission()
-            sessions.append(session.latency(x1))
+            if k < limits.latency_sessions:
+                sessions.append(session.latency(inputs, NUM_CLASSES))
+                kept_rows += session.kept
+            if names and k == max(limits.latency_sessions, 2) - 1:
+                state_check = session.state_check(names, arrays, x[check_rows], y[check_rows], raw[check_rows], rng,
+                                                  NUM_CLASSES)
         finally:
             session.stop()
-    session.stage = "finishing"
+    kept = list(kept_rows)
+    timed_check = timed_accuracy_check(kept, y, correct)
+    if timed_check["failed"]:
+        raise Outcome("invalid", f"the timed model is not the scored model: on {timed_check['rows']} timed inputs (test "
+                                 f"rows plus a little noise) it is right {timed_check['accuracy_on_timed_inputs']:.1%} "
+                                 f"of the time, on the same rows as scored {timed_check['accuracy_on_the_same_rows_scored']:.1%}"
+                                 f" (answers looked up by content, or a fast path for unseen inputs)")
     labels = [k for k, (runs, _) in enumerate(sessions) for _ in runs["sub"]["rows"]]
+    memory = _counted_memory(sub_sizes, census, info) if sub_sizes else \
+        {"parameter_bytes": None, "serialized_bytes": None, "memory_note": memory_note}
+    if state_check is not None:
+        memory.setdefault("memory", {})["state_check"] = state_check
+    memory["timed_accuracy_check"] = timed_check
     measurement = {"correct": correct, "accuracy": float(correct.mean()),
                    "latency_ms": [v for runs, _ in sessions for v in _per_call_ms(runs["sub"])],
-                   "latency_session": labels, **sub_sizes}
+                   "latency_session": labels, **memory}
     baseline = {"correct": base_correct, "accuracy": float(base_correct.mean()),
                 "latency_ms": [v for runs, _ in sessions for v in _per_call_ms(runs["base"])],
-                "latency_session": labels, **base_sizes}
+                "latency_session": labels, **{k: base_sizes[k] for k in ("parameter_bytes", "serialized_bytes")}}
     runs, pings = sessions[0]
-    method = latency_method(runs, session.limits, measure_timer())
+    method = latency_method(runs, limits, measure_timer())
     method.update(sessions=len(sessions), rounds=len(labels),
                   calls_per_request=[r["sub"]["calls"] for r, _ in sessions],
                   baseline_calls_per_request=[r["base"]["calls"] for r, _ in sessions])
@@ -371,28 +242,46 @@ def grade_submission(folder, data=None, baseline_name="digits_cnn", limits=None,
                                      f"{str(exc)[:300]}); nothing of it ran. This is a bug in tito: report it, "
                                      f"with the submission", _traceback_tail(exc)) from None
         record.update({k: info[k] for k in ("id", "student_id", "events", "techniques", "division")})
-        _sandboxed(record, info["folder"], x, y, baseline_name, limits, seed, watch)
+        _sandboxed(record, info, x, y, baseline_name, limits, seed, watch)
     except Outcome as outcome:
         record.update(status=outcome.status, reason=outcome.reason, detail=outcome.detail)
     record["wall_s"] = round(time.perf_counter() - begun, 3)
-    return apply_scores(record, rules)
+    return apply_scores(_cleaned(record), rules)
 
 
-def _sandboxed(record, folder, x, y, baseline_name, limits, seed, watch):
+def _cleaned(record):
+    """record with its texts made safe to store and show (safetext: no control characters, bounded)."""
+    from . import safetext
+
+    for key, limit in (("reason", REASON_CHARS), ("detail", DETAIL_CHARS)):
+        if record.get(key) is not None:
+            record[key] = safetext.clean_block(str(record[key]), limit)
+    for key in ("student_id", "division"):
+        if isinstance(record.get(key), str):
+            record[key] = safetext.clean(record[key], 200)
+    return record
+
+
+def _sandboxed(record, info, x, y, baseline_name, limits, seed, watch):
     """Measure the submission in its sandbox; fills record (status "ok" for now) or raises Outcome."""
-    network = network_method()
-    record["isolation"] = {"network": network.method, "network_command": network.to_dict()["command"],
+    folder = info["folder"]
+    network, plan = network_method(), isolation_plan()
+    record["isolation"] = {"complete": plan.complete, "missing": list(plan.missing), "network": network.method,
                            "memory_limit_bytes": limits.memory_bytes}
     boxes = []
     try:
-        boxes = [Sandbox(None, "baseline"), Sandbox(folder, "submission")]
+        boxes = [Sandbox(None, "baseline"), Sandbox(folder, "submission", files=info["files"])]
+        # Without a jail the worker sees the grader's files: writes to the folders that matter are looked for.
+        # In a jail it sees none of them (its only writable folder is a private /tmp), so nothing is walked.
         skip = set().union(*(box.own_paths() for box in boxes))
-        watched = list(dict.fromkeys(str(p) for p in [folder.parent, *watch, *(box.root for box in boxes)]))
+        watched = [] if plan.jail else \
+            list(dict.fromkeys(str(p) for p in [folder.parent, *watch, *(box.root for box in boxes)]))
         before = snapshot(watched, skip)
         outcome = None
         try:
-            measured = _measure(lambda: Session(boxes[0], boxes[1], baseline_name, limits, network), x, y,
-                                np.random.default_rng(seed))
+            cpus = worker_cpus()
+            measured = _measure(lambda: Session(boxes[0], boxes[1], baseline_name, limits, network, cpus), x, y,
+                                np.random.default_rng(seed), info, limits)
             record.update(zip(("measurement", "baseline", "timing_check", "latency_method"), measured))
         except Outcome as found:
             outcome = found
@@ -458,17 +347,22 @@ def apply_scores(record, rules=None):
     return record
 
 
-def rankings(records):
-    """{event value: ranked entries with medals} over the records that were scored in that event."""
+def rankings(records, policy=None):
+    """({event value: ranked entries with medals}, {event: superseded}) over the records scored in each
+    event, one entry per student per event by the entry policy (entries.py; default "latest")."""
     from tinytorch.capstone.scoring import medals, rank
 
-    board = {}
+    from .entries import DEFAULT_POLICY, counted_entries
+
+    board, superseded = {}, {}
     for event in rules_table():
-        entries = [{"id": r["id"], "student_id": r["student_id"], **{k: r["scores"][event][k] for k in
-                    ("score", "low", "high", "tiebreak", "eligible", "reason")}}
-                   for r in records.values() if event in r.get("scores", {})]
+        counted, dropped = counted_entries(records, event, policy or DEFAULT_POLICY)
+        entries = [{"id": key, "student_id": records[key]["student_id"], **{k: records[key]["scores"][event][k] for k
+                    in ("score", "low", "high", "tiebreak", "eligible", "reason")}} for key in counted]
         board[event] = medals(rank(entries, event)) if entries else []
-    return board
+        if dropped:
+            superseded[event] = dropped
+    return board, superseded
 
 
 # ----------------------------------------------------------------------------------- grading a folder
@@ -541,15 +435,12 @@ def opened(entry):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _isolation(limits):
+def _isolation(limits, plan):
+    """What kept the workers apart from the grader and each other in this run (results.json "isolation")."""
     network = network_method()
-    return {"network": network.method, "network_command": network.to_dict()["command"],
-            "network_detail": network.detail, "memory_limit_bytes": limits.memory_bytes,
-            "memory_method": "RLIMIT_AS in each worker (Linux)", "file_size_limit_bytes": limits.file_bytes,
-            "filesystem": ("each worker runs on a private temporary copy (cwd, HOME, TMPDIR); writes are detected in "
-                           "the submissions folder, out_dir and the sandboxes only: elsewhere they are not seen "
-                           "without OS isolation (run the grader as an unprivileged user or in a container)"),
-            "weaker": network.method == SOCKETS_BLOCKED}
+    return {**plan.to_dict(), "network_method": network.method, "network_detail": network.detail,
+            "memory_limit_bytes": limits.memory_bytes, "file_size_limit_bytes": limits.file_bytes,
+            "cpu_time_limit_s": math.ceil(limits.timeout_s) + 10, "weaker": not plan.complete}
 
 
 def _stem(entry):
@@ -557,36 +448,113 @@ def _stem(entry):
     return entry.with_suffix("") if entry.suffix == ".zip" and entry.is_file() else entry
 
 
+def submitted_time(entry):
+    """When an entry was handed in, as ISO UTC: an archive's modification time, or the newest modification
+    time of a folder's files (links are not followed; at most 10000 entries are looked at); None if unknown."""
+    import os
+
+    try:
+        newest = os.lstat(entry).st_mtime
+        if Path(entry).is_dir() and not Path(entry).is_symlink():
+            seen = 0
+            for folder, dirs, names in os.walk(entry):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for name in names:
+                    seen += 1
+                    if seen > 10_000:
+                        break
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+        return datetime.fromtimestamp(newest, timezone.utc).isoformat(timespec="seconds")
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+def _identity(record, folder):
+    """record with id, student_id, events, techniques and division filled from validation, when it passes."""
+    from .submission import validate
+
+    try:
+        info = validate(folder)
+    except Exception:
+        return record
+    record.update({k: info[k] for k in ("id", "student_id", "events", "techniques", "division")})
+    return record
+
+
+def _grader_error(folder, grading, reason, detail=None):
+    """The record of a submission the grader could not grade: status "grader error" (it is graded again on
+    the next run, changed or not)."""
+    record = _identity(_new_record(folder, grading["seed"]), folder)
+    record.update(status="grader error", reason=reason, detail=detail, submitted_at=grading.get("submitted_at"))
+    return _cleaned(record)
+
+
+def _head_tail(text, limit):
+    """text cut to about limit characters keeping its start and its end (where a traceback says what broke)."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 5
+    return f"{text[:head]} … [{len(text) - limit} chars cut] … {text[-(limit - head):]}"
+
+
+def _graded(folder, grading, say):
+    """(record, error text or None) for one folder: graded, and graded again with fresh workers when the
+    trusted baseline failed (GraderError), up to BASELINE_ATTEMPTS times; then a "grader error" record."""
+    from . import safetext
+
+    options = {k: v for k, v in grading.items() if k != "submitted_at"}
+    failures = []
+    for attempt in range(1, BASELINE_ATTEMPTS + 1):
+        try:
+            record = grade_submission(folder, **options)
+        except GraderError as exc:
+            failures.append(_head_tail(safetext.clean(str(exc)), 700))
+            if attempt < BASELINE_ATTEMPTS:
+                say(f"    grader error, attempt {attempt} of {BASELINE_ATTEMPTS} (grading again with fresh workers): "
+                    + safetext.terminal(_head_tail(safetext.clean(str(exc)), ERROR_CHARS)))
+            continue
+        record["submitted_at"] = grading.get("submitted_at")
+        if failures:
+            record["grader_retries"] = failures
+        return record, None
+    reason = (f"the grader failed {BASELINE_ATTEMPTS} times on this submission (its trusted baseline worker or its own "
+              f"machinery, not the submission): {failures[-1]}; `tito olympics grade` grades it again")
+    return _grader_error(folder, grading, reason, "\n".join(failures)), failures[-1]
+
+
 def _grade_entry(entry, kept, force, grading, say):
     """(id, record, error) for one folder or archive: its earlier record kept when unchanged, else graded;
-    error is set (and record is the earlier one, or None) when the grader itself failed. Never raises
+    error is set when the grader itself failed (the record then has status "grader error"). Never raises
     (but for KeyboardInterrupt): whatever one submission holds, the others are graded."""
     from .submission import SubmissionError
 
     sub_id = safe_id(_stem(entry))
+    grading = dict(grading, submitted_at=submitted_time(entry))
     try:
         with opened(entry) as folder:
             sub_id, digest = safe_id(folder), content_digest(folder)
-            if kept is not None and kept["id"] != sub_id:
+            if kept is not None and (kept.get("id") != sub_id or kept.get("status") == "grader error"):
                 kept = None
             if kept is not None and not force and digest is not None and kept.get("content_sha256") == digest:
                 say(f"    unchanged since {kept.get('graded_at')}: kept")
                 return sub_id, apply_scores(dict(kept), grading["rules"]), None
-            try:
-                return sub_id, grade_submission(folder, **grading), None
-            except GraderError as exc:
-                return sub_id, kept, str(exc)
+            record, error = _graded(folder, grading, say)
+            return sub_id, record, error
     except SubmissionError as exc:   # an archive that cannot be unpacked safely: nothing of it ever ran
         record = _new_record(_stem(entry), grading["seed"])
-        record.update(status="invalid", reason=exc.summary(REASON_PROBLEMS))
-        return record["id"], record, None
-    except Exception as exc:   # a bug in the grader: no new status for this one, and the others are graded
+        record.update(status="invalid", reason=exc.summary(REASON_PROBLEMS), submitted_at=grading["submitted_at"])
+        return record["id"], _cleaned(record), None
+    except Exception as exc:   # a bug in the grader: this one gets "grader error", and the others are graded
         import traceback
 
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        return sub_id, kept, (f"unexpected {type(exc).__name__} while grading {Path(entry).name}: {str(exc)[:300]} "
-                              f"(raised at {Path(frame.filename).name}:{frame.lineno} in {frame.name}; a bug in "
-                              f"tito: report it, with the submission)")
+        error = (f"unexpected {type(exc).__name__} while grading {Path(entry).name}: {str(exc)[:ERROR_CHARS]} "
+                 f"(raised at {Path(frame.filename).name}:{frame.lineno} in {frame.name}; a bug in tito: report it, "
+                 f"with the submission)")
+        record = _new_record(_stem(entry), grading["seed"])
+        record.update(id=sub_id, status="grader error", reason=error, detail=_traceback_tail(exc),
+                      submitted_at=grading["submitted_at"])
+        return sub_id, _cleaned(record), error
 
 
 def progress_lines(record, shown=PROGRESS_PROBLEMS):
@@ -604,63 +572,207 @@ def progress_lines(record, shown=PROGRESS_PROBLEMS):
     return lines
 
 
+# ----------------------------------------------------------------------------------- the test data
+DEFAULT_DATA_NOTE = ("public data: every student has the digits test split, so a submission can memorise its answers "
+                     "by image content, and scores on it prove little; grade a real contest with --data FILE, a "
+                     "private labelled split")
+MAX_DATA_BYTES = 2 * 2**30
+
+
+def _data_digest(x, y):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (x, y):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def default_data():
+    """(inputs, labels, description) of the default test data: the public digits test split."""
+    x, y = _test_arrays(None)
+    return x, y, {"source": "the digits test split bundled with tinytorch (tinytorch.data.loader.load_digits('test'))",
+                  "file": None, "file_sha256": None, "arrays_sha256": _data_digest(x, y), "rows": int(len(x)),
+                  "input_shape": list(x.shape[1:]), "public": True, "note": DEFAULT_DATA_NOTE}
+
+
+def _check_baseline_reads(x, baseline_name, where):
+    """ValueError when the trusted baseline cannot classify the inputs (wrong shape or dtype for it)."""
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.models.zoo import load_model
+
+    try:
+        model = load_model(baseline_name)
+        model.eval()
+        with no_grad():
+            out = np.asarray(model(Tensor(np.ascontiguousarray(x[:2]))).data)
+    except Exception as exc:
+        raise ValueError(f"{where}: the baseline {baseline_name} cannot read these inputs of shape {x.shape[1:]} "
+                         f"(dtype {x.dtype}): {type(exc).__name__}: {str(exc)[:200]}; the inputs must look like the "
+                         f"digits test split's, shape (N, 1, 8, 8) float32 in [0, 1]") from None
+    if out.shape != (min(2, len(x)), NUM_CLASSES):
+        raise ValueError(f"{where}: the baseline {baseline_name} gives outputs of shape {out.shape} for these inputs, "
+                         f"not ({min(2, len(x))}, {NUM_CLASSES}): the inputs must look like the digits test split's")
+
+
+def load_data_file(path, baseline_name="digits_cnn"):
+    """(inputs, labels, description) of the test data in an .npz file holding the arrays "inputs" (N, ...)
+    and "labels" (N,) integers in 0..9, read with allow_pickle=False; ValueError saying what is wrong
+    and how to write the file (np.savez(path, inputs=X, labels=y))."""
+    import hashlib
+    import io
+    import zipfile
+
+    path = Path(path)
+    how = "write it with np.savez(FILE, inputs=X, labels=y): X the test inputs, y their integer labels 0..9"
+    where = f"--data {path}"
+    if not path.is_file():
+        raise ValueError(f"{where}: {'a folder' if path.is_dir() else 'no such file'}; give an .npz file ({how})")
+    size = path.stat().st_size
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"{where}: {size} bytes, over the {MAX_DATA_BYTES}-byte limit for test data")
+    blob = path.read_bytes()
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            keys = list(archive.files)
+            missing = [k for k in ("inputs", "labels") if k not in keys]
+            if missing:
+                raise ValueError(f"{where}: no array {' or '.join(repr(k) for k in missing)} (it holds "
+                                 f"{', '.join(repr(k) for k in keys[:10]) or 'no arrays'}); {how}")
+            x, y = archive["inputs"], archive["labels"]
+    except ValueError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ValueError(f"{where}: not an .npz archive of plain arrays ({str(exc)[:200]}); {how}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise ValueError(f"{where}: not an .npz archive np.load can read ({type(exc).__name__}: {str(exc)[:200]}); "
+                         f"{how}") from None
+    if x.dtype.kind not in "biuf" or x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{where}: 'inputs' must be a numeric array of at least one row, (N, ...), got shape "
+                         f"{x.shape} dtype {x.dtype}; {how}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError(f"{where}: 'inputs' holds NaN or infinite values; give finite numbers")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{where}: 'labels' must be one label per input row: shape ({len(x)},), got {y.shape}")
+    if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= NUM_CLASSES:
+        raise ValueError(f"{where}: 'labels' must be integers in 0..{NUM_CLASSES - 1}, got dtype {y.dtype}, "
+                         f"range {y.min()}..{y.max()}")
+    x = np.ascontiguousarray(x.astype(np.float32) if x.dtype.kind != "f" else x)
+    _check_baseline_reads(x, baseline_name, where)
+    return x, y.astype(np.int64), {
+        "source": str(path.resolve()), "file": path.name, "file_sha256": hashlib.sha256(blob).hexdigest(),
+        "arrays_sha256": _data_digest(x, y.astype(np.int64)), "rows": int(len(x)), "input_shape": list(x.shape[1:]),
+        "public": False, "note": "test data given with --data (keep it private: students must not see it)"}
+
+
+# ----------------------------------------------------------------------------------- grading a folder
 def grade_all(submissions_dir, out_dir, force=False, progress=None, data=None, limits=None, seed=None,
-              baseline_name="digits_cnn", rules=None):
+              baseline_name="digits_cnn", rules=None, entry_policy=None, require_isolation=False):
     """Grade every submission (folder or .zip) in submissions_dir; write out_dir/results.json (SCHEMA,
     atomic) and out_dir/submissions/<id>.json; return the results dict (what results.json holds).
 
+    data: (inputs, labels, description) as load_data_file / default_data give it, or (X, y), or a labelled
+    Dataset (default: the public digits test split). results.json is rewritten after every submission
+    (with "complete": false and the earlier records of those still to come), so a grader that is killed
+    loses nothing: the next run keeps what was graded (unchanged content) and grades the rest. Stale
+    sandboxes and worker cgroups of dead graders are removed first (results "stale_cleanup").
     Idempotent: a submission whose content_sha256 matches its earlier record keeps that record (re-scored
-    with the current rules, which is deterministic) unless force=True. Nothing earlier is lost: replaced
-    files are first copied to out_dir/history/. progress: a function called with lines of progress.
+    with the current rules, which is deterministic) unless force=True or it was a "grader error". Nothing
+    earlier is lost: the previous results.json and replaced records are first copied to out_dir/history/.
+    entry_policy: which entries count per student and event (entries.POLICIES; default "latest").
+    require_isolation: refuse (SandboxError, nothing written) unless every isolation mechanism is in force.
     seed: None gives each submission a fresh secret shuffle seed; an int derives them deterministically."""
     from tinytorch.benchmarking.reporting import atomic_write_json, to_jsonable
     from tinytorch.benchmarking.results import system_info
 
+    from . import safetext
+    from .entries import DEFAULT_POLICY, POLICIES, describe_policy
+    from .sandbox import cleanup_stale, require_complete
+
+    policy = entry_policy or DEFAULT_POLICY
+    if policy not in POLICIES:
+        raise ValueError(f"entry policy {policy!r} is not one of {', '.join(POLICIES)}")
     limits, say, out_dir = Limits() if limits is None else limits, progress or (lambda line: None), Path(out_dir)
+    plan = isolation_plan()
+    if require_isolation:
+        require_complete(plan)
     entries = submission_entries(submissions_dir, out_dir)
     results_path = out_dir / "results.json"
     previous = load_results(results_path) if results_path.exists() else None
     old = previous["submissions"] if previous else {}
-    data, records, errors = _test_arrays(data), {}, []
+    x, y, described = _data_triple(data)
+    stale = cleanup_stale()
+    for line in stale:
+        say(f"removed what a grader that died left behind: {line}")
+    if not plan.complete:
+        say("warning: isolation is weaker on this machine (recorded in results.json and each record): "
+            + "; ".join(plan.missing) + ". Pass --require-isolation to refuse to grade like this")
+    if described.get("public"):
+        say(f"warning: {described['note']}")
     seeds = np.random.SeedSequence(seed).spawn(len(entries)) if seed is not None else [None] * len(entries)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if previous is not None:   # the earlier run's final results, kept once before anything is rewritten
+        _keep_history(results_path, out_dir / "history", previous.get("created", _now()))
+    head = {"schema": SCHEMA, "created": _now(), "environment": system_info(), "limits": limits.to_dict(),
+            "isolation": _isolation(limits, plan), "baseline": baseline_name, "data": described,
+            "entry_policy": policy, "entry_policy_text": describe_policy(policy),
+            "rules": {event: rule.to_dict() for event, rule in rules_table(rules).items()}, "stale_cleanup": stale}
+    records, errors, done = {}, [], set()
+    pending = {safe_id(_stem(entry)) for entry in entries}
+
+    def write(complete):
+        shown = records if complete else {**{k: v for k, v in old.items() if k in pending - done}, **records}
+        board, superseded = rankings(shown, policy)
+        doc = {**head, "complete": complete, "submissions": shown, "rankings": board, "superseded": superseded,
+               "errors": errors, "removed": sorted(set(old) - set(records) - {e["id"] for e in errors})
+               if complete else [], "pending": [] if complete else sorted(pending - done)}
+        atomic_write_json(results_path, doc, overwrite=True)
+        return doc
+
+    grading = {"data": (x, y), "baseline_name": baseline_name, "limits": limits, "rules": rules,
+               "watch": [out_dir, Path(submissions_dir)]}
     for i, (entry, child) in enumerate(zip(entries, seeds), start=1):
-        say(f"[{i}/{len(entries)}] {entry.name}")
-        grading = {"data": data, "baseline_name": baseline_name, "limits": limits, "rules": rules,
-                   "seed": None if child is None else int(child.generate_state(1, np.uint64)[0] >> 1),
-                   "watch": [out_dir, Path(submissions_dir)]}
+        say(safetext.terminal(f"[{i}/{len(entries)}] {safetext.clean(entry.name, 120)}"))
+        grading["seed"] = None if child is None else int(child.generate_state(1, np.uint64)[0] >> 1)
         sub_id, record, error = _grade_entry(entry, old.get(safe_id(_stem(entry))), force, grading, say)
+        done.add(safe_id(_stem(entry)))
         if sub_id in records:
-            errors.append({"id": sub_id, "error": f"{entry.name}: a second submission with the id {sub_id}; "
-                                                  f"rename the folder or archive"})
+            errors.append({"id": sub_id, "error": f"{safetext.clean(entry.name, 120)}: a second submission with the "
+                                                  f"id {sub_id}; rename the folder or archive"})
+            say(safetext.terminal(f"    skipped: {errors[-1]['error']}"))
             continue
         if error is not None:
-            errors.append({"id": sub_id, "error": error})
-            say(f"    grader error (no new status; re-run to retry): {error}")
-        if record is None:
-            continue
+            errors.append({"id": sub_id, "error": _head_tail(safetext.clean(error), 700)})
         records[sub_id] = to_jsonable(record)
-        if error is None:
-            for line in progress_lines(record):
-                say(line)
+        for line in progress_lines(records[sub_id]):
+            say(safetext.terminal(line))
         _write_record(out_dir, records[sub_id], old.get(sub_id))
-    doc = {"schema": SCHEMA, "created": _now(), "environment": system_info(), "limits": limits.to_dict(),
-           "isolation": _isolation(limits), "baseline": baseline_name,
-           "rules": {event: rule.to_dict() for event, rule in rules_table(rules).items()},
-           "submissions": records, "rankings": rankings(records), "errors": errors,
-           "removed": sorted(set(old) - set(records) - {e["id"] for e in errors})}
-    if previous is not None:
-        _keep_history(results_path, out_dir / "history", previous.get("created", _now()))
-    atomic_write_json(results_path, doc, overwrite=True)
-    return to_jsonable(doc)
+        write(complete=False)
+    return to_jsonable(write(complete=True))
+
+
+def _data_triple(data):
+    """(x, y, description) from what grade_all was given."""
+    if data is None:
+        return default_data()
+    if isinstance(data, tuple) and len(data) == 3 and isinstance(data[2], dict):
+        return data
+    x, y = _test_arrays(data)
+    return x, y, {"source": "test data given by the caller (a Python object)", "file": None, "file_sha256": None,
+                  "arrays_sha256": _data_digest(x, y), "rows": int(len(x)), "input_shape": list(x.shape[1:]),
+                  "public": None, "note": "whether these data are private is not known"}
 
 
 def cmd_olympics_grade(args, tree, say) -> int:
-    """`tito olympics grade SUBMISSIONS [--out DIR] [--force] [--timeout S]`: grade, write, summarise.
-    Exit 0 when every submission got a status (whatever it is); 1 when the grader itself failed on some, or
-    DIR holds a damaged results.json; 2 for bad arguments (SUBMISSIONS missing or not a folder, --out a file,
-    --timeout not a positive number of seconds)."""
+    """`tito olympics grade SUBMISSIONS [--out DIR] [--data FILE] [--entries POLICY] [--require-isolation]
+    [--force] [--timeout S]`: grade, write, summarise. Exit 0 when every submission got a status (whatever it
+    is); 1 when the grader itself failed on some, DIR holds a damaged results.json, or --require-isolation
+    is not met; 2 for bad arguments (SUBMISSIONS missing or not a folder, --out a file, --timeout not a
+    positive number of seconds, --data not a readable test set)."""
     from ..tree import TitoError, UsageError
+    from . import safetext
 
     root = Path(args.submissions)
     if not root.is_dir():
@@ -673,8 +785,19 @@ def cmd_olympics_grade(args, tree, say) -> int:
     if timeout is not None and not 0 < timeout < float("inf"):
         raise UsageError(f"--timeout {timeout:g}: give the wall-clock seconds each submission may run, a number > 0")
     limits = Limits(timeout_s=timeout) if timeout is not None else Limits()
+    data = None
+    if getattr(args, "data", None):
+        try:
+            data = load_data_file(args.data)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
-        results = grade_all(root, out, force=bool(getattr(args, "force", False)), progress=say, limits=limits)
+        results = grade_all(root, out, force=bool(getattr(args, "force", False)), progress=say, limits=limits,
+                            data=data, entry_policy=getattr(args, "entries", None),
+                            require_isolation=bool(getattr(args, "require_isolation", False)))
+    except SandboxError as exc:
+        raise TitoError(f"{exc}; nothing was graded. Run the grader where these work (Linux as root with cgroups, or "
+                        f"with unprivileged user namespaces), or leave out --require-isolation") from exc
     except ValueError as exc:   # a damaged results.json from an earlier grading: it is never overwritten
         raise TitoError(str(exc)) from exc
     except OSError as exc:
@@ -685,5 +808,5 @@ def cmd_olympics_grade(args, tree, say) -> int:
     say(f"graded {len(results['submissions'])} submission(s): "
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f"; results in {out / 'results.json'}")
     for error in results["errors"]:
-        say(f"grader error on {error['id']}: {error['error']}")
+        say(safetext.terminal(f"grader error on {error['id']}: {error['error']}"))
     return 1 if results["errors"] else 0

@@ -12,11 +12,23 @@ A submission is a folder whose name is its id (letters, digits, '_', '.', '-'):
 `validate` reads the files and parses them (json, ast) but never imports or runs the submission, so it is
 safe on untrusted folders; it reports every problem it finds, not only the first. `__pycache__` folders and
 `.pyc` files are bytecode caches: they are skipped everywhere (validation, packing, content hashes).
+
+Every input is bounded before it is parsed, and nothing but a regular file is ever opened:
+- files: at most MAX_FILES, MAX_TOTAL_BYTES in all, folders at most MAX_DIR_DEPTH deep, MAX_SCANNED entries
+  walked. Entries are lstat-ed (never followed) and every file is opened component by component with
+  O_NOFOLLOW|O_NONBLOCK and fstat-checked, so a link, FIFO, socket or device is refused (a FIFO never blocks);
+- submission.json: MAX_JSON_BYTES, nested at most MAX_JSON_DEPTH levels (a pre-scan before json.loads);
+- every .py file (submission.py and its helpers): MAX_SOURCE_BYTES each and MAX_ALL_SOURCES_BYTES together,
+  brackets and indentation nested at most MAX_SOURCE_NESTING levels (a pre-scan of the raw text, before
+  ast.parse), a syntax tree at most MAX_AST_DEPTH levels deep (walked iteratively, never recursively).
+validate also reports how much data a submission carries besides code: "data_bytes" (its weight and data files)
+and "embedded_bytes" (large literals inside its .py files), so weights cannot hide from a memory measurement.
 """
 from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import hashlib
 import io
 import json
@@ -25,9 +37,12 @@ import re
 import shutil
 import stat
 import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
+
+from .protocol import json_too_deep
 
 MAX_TOTAL_BYTES = 20 * 2**20   # 20 MiB: the digits CNN in float32 is ~40 KB, so this leaves room for any variant
 MAX_FILES = 200
@@ -36,6 +51,23 @@ MAX_TEXT = 200                 # longest student_id / name / technique, in chara
 MAX_JSON_BYTES = 64 * 2**10    # submission.json is a few hundred bytes; a bigger one is not read at all
 MAX_SOURCE_BYTES = 2 * 2**20   # submission.py is code: weights belong in files beside it (np.load)
 MAX_PROBLEM_CHARS = 600        # one problem's text is cut to this (hostile input must not make reports huge)
+MAX_JSON_DEPTH = 20            # levels of [ and { in submission.json: a valid one has 2 (the object, a list)
+MAX_ALL_SOURCES_BYTES = 2 * MAX_SOURCE_BYTES   # all .py files together (each is parsed, and ASTs are large)
+# Brackets open at once, and indentation levels, in a .py file (checked on the raw text before ast.parse).
+# Real code stays under 10 of each; CPython's own tokenizer stops at 200 brackets and 100 indentation levels.
+MAX_SOURCE_NESTING = 100
+# Tokens (names, numbers, strings, operators) of one .py file, and of all together, counted before ast.parse:
+# its syntax tree takes some hundred bytes a token (a 2 MiB file of "a\n" lines would take 1.8 GB and 10 s).
+# A 3,000-line program has about 30,000; a helper of generated weights belongs in a .npy file instead.
+MAX_SOURCE_TOKENS = 100_000
+MAX_ALL_SOURCES_TOKENS = 2 * MAX_SOURCE_TOKENS
+# Levels of a .py file's syntax tree. Real code stays under 50; a chain of 200 `+`, calls or attributes is about
+# 200 levels. Recursive AST tools (ast.NodeVisitor takes two frames a level) stay within Python's 1000-frame limit.
+MAX_AST_DEPTH = 200
+MAX_DIR_DEPTH = 32             # folders inside folders: a submission needs one or two
+EMBEDDED_MIN_BYTES = 256       # a str/bytes literal longer than this is data (counted in "embedded_bytes")
+EMBEDDED_MIN_NUMBERS = 64      # a list/tuple/set/dict display holding more numbers than this is data ...
+EMBEDDED_NUMBER_BYTES = 8      # ... counted as 8 bytes (a float64) per number
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DIVISIONS = ("closed", "open")
 REQUIRED_KEYS = ("student_id", "events", "techniques", "division")
@@ -69,39 +101,119 @@ class SubmissionError(ValueError):
         return f"SubmissionError(where={self.where!r}, problems={len(self.problems)}: {self.problems[0]!r}{', ...' if len(self.problems) > 1 else ''})"
 
 
+# ------------------------------------------------------------------------------------------- opening files safely
+_FILE_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+_DIR_FLAGS = _FILE_FLAGS | getattr(os, "O_DIRECTORY", 0)
+
+
+class _NotRegular(Exception):
+    """rel (inside a submission folder) is not what was expected (kind: e.g. "a named pipe (FIFO)")."""
+
+    def __init__(self, rel: str, kind: str):
+        self.rel, self.kind = rel, kind
+        super().__init__(f"{rel} is {kind}")
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words (from its st_mode)."""
+    for test, words in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                        (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def _safe_rel(rel) -> bool:
+    """Whether rel is a relative posix path that stays inside a folder (no '..', '.', empty parts, NUL)."""
+    return (isinstance(rel, str) and bool(rel) and not rel.startswith("/") and "\\" not in rel and "\0" not in rel
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
+
+
+def _open_inside(folder: Path, rel: str, directory: bool = False) -> int:
+    """A read-only fd of folder/rel (rel "" is the folder itself), a regular file (or, with directory=True, a
+    folder). Opened one path component at a time below the already opened parent, each with O_NOFOLLOW, so
+    no link anywhere on the path is followed; a file's kind is lstat-ed before it is opened (a FIFO, socket or
+    device is never opened) and fstat-ed after (O_NONBLOCK: a FIFO swapped in meanwhile cannot block).
+    _NotRegular for anything else, OSError when a part is missing or unreadable."""
+    parts = rel.split("/") if rel else []
+    if rel.startswith("/") or any(part in ("", ".", "..") or "\0" in part for part in parts):
+        raise _NotRegular(rel, "a path that leaves the folder")
+    fd = os.open(folder, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))   # the folder itself (given, resolved)
+    try:
+        for i, part in enumerate(parts):
+            as_file = not directory and i == len(parts) - 1
+            if as_file:
+                mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                if not stat.S_ISREG(mode):
+                    raise _NotRegular(rel, _file_kind(mode))
+            try:
+                inner = os.open(part, _FILE_FLAGS if as_file else _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EMLINK):
+                    mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                    raise _NotRegular("/".join(parts[:i + 1]), _file_kind(mode)) from None
+                raise
+            os.close(fd)
+            fd = inner
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)):
+            raise _NotRegular(rel, _file_kind(mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_regular(folder: Path, rel: str, max_bytes: int) -> bytes:
+    """At most max_bytes + 1 bytes of the regular file folder/rel (_open_inside: nothing else is opened)."""
+    with os.fdopen(_open_inside(folder, rel), "rb") as handle:
+        return handle.read(max_bytes + 1)
+
+
 # ------------------------------------------------------------------------------------------- walking a folder
-def _entries(folder: Path) -> tuple[list[tuple[str, Path, str]], bool]:
-    """([(relative posix path, path, kind)] sorted by path, truncated); kind is "file", "symlink" or "other".
-    Links are never followed; at most MAX_SCANNED entries are listed (truncated=True when there were more)."""
-    found, stack = [], [folder]
+def _entries(folder: Path) -> tuple[list[tuple[str, str, int, str | None]], bool]:
+    """([(relative posix path, kind, size, link target)] sorted by path, truncated); kind is "file", "symlink",
+    "deep" (a folder more than MAX_DIR_DEPTH deep, not entered) or "other" (a FIFO, socket or device).
+    Every entry is lstat-ed from its folder's fd (folders are opened with _open_inside): nothing is followed
+    and no file is opened. At most MAX_SCANNED entries, folders included (truncated=True when there were more)."""
+    found, stack, scanned = [], [""], 0
     while stack:
         current = stack.pop()
-        with os.scandir(current) as listing:
-            for entry in listing:
-                path = Path(entry.path)
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if entry.name in SKIPPED_DIRS if is_dir else entry.name.endswith(SKIPPED_SUFFIXES):
-                    continue   # bytecode caches, which Python recreates: never part of a submission
-                if len(found) >= MAX_SCANNED:
-                    return sorted(found), True
-                rel = path.relative_to(folder).as_posix()
-                if entry.is_symlink():
-                    found.append((rel, path, "symlink"))
-                elif is_dir:
-                    stack.append(path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append((rel, path, "file"))
-                else:
-                    found.append((rel, path, "other"))
+        fd = _open_inside(folder, current, directory=True)
+        try:
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    name = entry.name
+                    info = entry.stat(follow_symlinks=False)
+                    is_dir = stat.S_ISDIR(info.st_mode)
+                    if name in SKIPPED_DIRS if is_dir else name.endswith(SKIPPED_SUFFIXES):
+                        continue   # bytecode caches, which Python recreates: never part of a submission
+                    scanned += 1
+                    if scanned > MAX_SCANNED:
+                        return sorted(found), True
+                    rel = f"{current}/{name}" if current else name
+                    if stat.S_ISLNK(info.st_mode):
+                        found.append((rel, "symlink", 0, os.readlink(name, dir_fd=fd)))
+                    elif is_dir and rel.count("/") + 1 > MAX_DIR_DEPTH:
+                        found.append((rel, "deep", 0, None))
+                    elif is_dir:
+                        stack.append(rel)
+                    elif stat.S_ISREG(info.st_mode):
+                        found.append((rel, "file", info.st_size, None))
+                    else:
+                        found.append((rel, "other", 0, None))
+        finally:
+            os.close(fd)
     return sorted(found), False
 
 
-def _link_problem(folder: Path, rel: str, path: Path) -> str:
-    """Why the symbolic link rel cannot be submitted (archives hold regular files only)."""
+def _link_problem(folder: Path, rel: str, target: str) -> str:
+    """Why the symbolic link rel (to target) cannot be submitted (archives hold regular files only)."""
     try:
-        target = os.readlink(path)
-        resolved = (path.parent / target).resolve()
-    except (OSError, RuntimeError):   # gone meanwhile, or a loop of links (which resolve() refuses)
+        resolved = ((folder / rel).parent / target).resolve()
+    except (OSError, RuntimeError, ValueError):   # a loop of links (which resolve() refuses), a NUL in the target
         return f"{rel} is a symbolic link that cannot be followed (a loop of links?); archives hold regular files only: remove it"
     if resolved != folder and folder not in resolved.parents:
         return (f"{rel} is a symbolic link to {target}, which is outside the submission folder; copy the file "
@@ -120,32 +232,35 @@ def _name_problem(rel: str) -> str | None:
     return None
 
 
-def _check_files(folder: Path, problems: list[str]) -> list[str]:
-    """Relative paths of the folder's regular files; adds a problem for links, special files, odd names,
-    and too many files or bytes (and for a folder that cannot be read)."""
+def _check_files(folder: Path, problems: list[str]) -> tuple[list[str], dict[str, int]]:
+    """(relative paths of the folder's regular files, {path: size}); adds a problem for links, special files,
+    odd names, folders nested too deeply, and too many files or bytes (and for a folder that cannot be read)."""
     try:
         entries, truncated = _entries(folder)
+    except _NotRegular as exc:   # a folder swapped for a link or a file while it was walked
+        problems.append(f"{exc.rel} is {exc.kind}, not a folder (it changed while the folder was read): "
+                        f"stop writing into the folder")
+        return [], {}
     except OSError as exc:
         problems.append(f"the folder cannot be read ({exc.strerror or exc}): make it and its files readable")
-        return []
+        return [], {}
     if truncated:
         problems.append(f"the folder holds more than {MAX_SCANNED} entries: is this the right folder? "
                         f"A submission holds at most {MAX_FILES} files")
     files, sizes = [], {}
-    for rel, path, kind in entries:
+    for rel, kind, size, target in entries:
         name_problem = _name_problem(rel)
         if name_problem:
             problems.append(name_problem)
         if kind == "symlink":
-            problems.append(_link_problem(folder, rel, path))
+            problems.append(_link_problem(folder, rel, target))
         elif kind == "other":
             problems.append(f"{rel} is not a regular file (a pipe, socket or device); remove it")
+        elif kind == "deep":
+            problems.append(f"{rel} is a folder more than {MAX_DIR_DEPTH} folders deep: flatten the folder "
+                            f"(a submission needs one or two levels)")
         else:
-            try:
-                sizes[rel] = path.lstat().st_size
-            except OSError as exc:
-                problems.append(f"{rel} cannot be read ({exc.strerror or exc}): make it readable or remove it")
-                continue
+            sizes[rel] = size
             files.append(rel)
     total = sum(sizes.values())
     if len(files) > MAX_FILES and not truncated:
@@ -155,7 +270,7 @@ def _check_files(folder: Path, problems: list[str]) -> list[str]:
         largest = ", ".join(f"{rel} ({sizes[rel] / 2**20:.1f} MiB)" for rel in sorted(sizes, key=sizes.get, reverse=True)[:3])
         problems.append(f"the folder holds {total} bytes ({total / 2**20:.1f} MiB); the limit is {MAX_TOTAL_BYTES} "
                         f"bytes (20 MiB): remove unused files; the largest are {largest}")
-    return files
+    return files, sizes
 
 
 # ------------------------------------------------------------------------------------------- submission.json
@@ -316,12 +431,21 @@ def _no_duplicate_keys(pairs):
     return dict(pairs)
 
 
-def _read_text(path: Path, rel: str, problems: list[str], max_bytes: int) -> str | None:
-    """The file as text (UTF-8, a leading BOM allowed), or None with a problem added. A file bigger than
-    max_bytes is not read at all (only its first max_bytes + 1 bytes are ever touched)."""
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """(line, column), both from 1, of text[offset], lines counted at "\\n" as JSON and Python do."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _read_text(folder: Path, rel: str, problems: list[str], max_bytes: int) -> str | None:
+    """The file folder/rel as text (UTF-8, a leading BOM allowed), or None with a problem added. A file bigger
+    than max_bytes is not read at all (only its first max_bytes + 1 bytes are ever touched), and nothing but a
+    regular file is opened (_open_inside)."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        data = _read_regular(folder, rel, max_bytes)
+    except _NotRegular as exc:
+        problems.append(f"{exc.rel} is {exc.kind}, not a regular file (it was not read): replace it with a "
+                        f"regular file")
+        return None
     except OSError as exc:
         problems.append(f"{rel} cannot be read ({exc.strerror or exc}): make it a readable file")
         return None
@@ -337,13 +461,23 @@ def _read_text(path: Path, rel: str, problems: list[str], max_bytes: int) -> str
         return None
 
 
-def _load_meta(path: Path, problems: list[str]):
-    """Parsed submission.json, or None with the problem (line and column for syntax errors) added."""
-    text = _read_text(path, "submission.json", problems, MAX_JSON_BYTES)
+def _load_meta(folder: Path, problems: list[str]):
+    """Parsed submission.json, or None with the problem (line and column for syntax errors) added. Its size
+    (MAX_JSON_BYTES) and nesting (MAX_JSON_DEPTH, a pre-scan) are checked before json.loads sees it."""
+    text = _read_text(folder, "submission.json", problems, MAX_JSON_BYTES)
     if text is None:
         return None
     if not text.strip():
-        problems.append(f"submission.json is empty: write your entry into it, e.g. {EXAMPLE_JSON}")
+        line, column = _line_col(text, len(text))
+        problems.append(f"submission.json is empty (nothing up to line {line}, column {column}): write your entry "
+                        f"into it, e.g. {EXAMPLE_JSON}")
+        return None
+    deep = json_too_deep(text, MAX_JSON_DEPTH)
+    if deep is not None:
+        line, column = _line_col(text, deep)
+        problems.append(f"submission.json is nested too deeply to read: a list or object at line {line}, column "
+                        f"{column} opens level {MAX_JSON_DEPTH + 1} (the limit is {MAX_JSON_DEPTH}); it holds a few "
+                        f"short fields, e.g. {EXAMPLE_JSON}")
         return None
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys)
@@ -355,7 +489,7 @@ def _load_meta(path: Path, problems: list[str]):
         shown = f"the line reads {_short(line, 70)}" if line else "the file ends there"
         problems.append(f"submission.json is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
                         f"({shown}); fix it, e.g. {EXAMPLE_JSON}")
-    except RecursionError:
+    except (RecursionError, MemoryError):
         problems.append("submission.json is nested too deeply to read (lists or objects inside each other "
                         f"hundreds of levels deep): it holds a few short fields, e.g. {EXAMPLE_JSON}")
     except ValueError as exc:
@@ -383,24 +517,178 @@ def _required_args(func: ast.FunctionDef) -> list[str]:
     return needed + [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
 
 
-def _check_source(path: Path, problems: list[str]) -> None:
-    """submission.py parses and defines build_model() at top level, callable with no arguments (never run)."""
-    text = _read_text(path, "submission.py", problems, MAX_SOURCE_BYTES)
+# One token of Python source: a comment; a string, triple-quoted or not, to its closing quote (or to the end of
+# its line or of the text when it has none: brackets inside never count); a bracket; an explicit line join; a
+# line break with the next line's indentation; else a name or number, or one other character. Possessive, so the
+# scan is linear and never backtracks.
+_PY_SCAN = re.compile(r"""
+      \#[^\r\n]*
+    | '''(?:[^'\\]++|\\.?|'(?!''))*+(?:'''|\Z)
+    | \"\"\"(?:[^"\\]++|\\.?|"(?!""))*+(?:\"\"\"|\Z)
+    | '(?:[^'\\\r\n]++|\\.?)*+'?
+    | "(?:[^"\\\r\n]++|\\.?)*+"?
+    | [(\[{]
+    | [)\]}]
+    | \\\r?\n
+    | (?:\r\n?|\n)[ \t\f]*
+    | \w+
+    | [^\w\s]
+    """, re.VERBOSE | re.DOTALL)
+
+
+def _indent_width(blanks: str) -> int:
+    """The column a line's leading blanks reach, as Python's tokenizer counts it (tabs to multiples of 8)."""
+    if "\t" not in blanks and "\f" not in blanks:
+        return len(blanks)
+    column = 0
+    for char in blanks:
+        column = (column // 8 + 1) * 8 if char == "\t" else 0 if char == "\f" else column + 1
+    return column
+
+
+def _scan_source(rel: str, text: str, max_tokens: int = MAX_SOURCE_TOKENS) -> tuple[str | None, int]:
+    """(why the source is too big or too deep for ast.parse, or None; its tokens): more than max_tokens tokens,
+    or brackets or indentation nested more than MAX_SOURCE_NESTING levels. A cheap linear scan of the raw text
+    (comments skipped, strings one token), done before ast.parse is given anything; it stops at the first
+    limit passed, so hostile text costs little."""
+    depth, indents, tokens = 0, [0], 0
+    for match in _PY_SCAN.finditer(text):
+        first = text[match.start()]
+        if first in "#\r\n\\" or first.isspace():
+            pass
+        else:
+            tokens += 1
+            if tokens > max_tokens:
+                line, _ = _line_col(text, match.start())
+                return (f"{rel} holds more than {max_tokens} tokens (names, numbers, strings, operators; "
+                        f"the limit is passed at line {line}), far more than code needs: keep weights in a file "
+                        f"beside it (np.save / np.savez) and load them in build_model()"), tokens
+        if first in "([{":
+            depth += 1
+            if depth > MAX_SOURCE_NESTING:
+                line, column = _line_col(text, match.start())
+                return (f"{rel} is nested too deeply: brackets open {depth} levels deep at line {line}, column "
+                        f"{column} (the limit is {MAX_SOURCE_NESTING}): split the expression into several "
+                        f"statements"), tokens
+        elif first in ")]}":
+            depth = max(depth - 1, 0)
+        elif first in "\r\n" and depth == 0:
+            end = match.end()
+            if end >= len(text) or text[end] in "#\r\n\\":
+                continue   # a blank or comment-only line: no indentation (nor is the last line's)
+            column = _indent_width(match.group().lstrip("\r\n"))
+            if column > indents[-1]:
+                indents.append(column)
+                if len(indents) - 1 > MAX_SOURCE_NESTING:
+                    line, _ = _line_col(text, end)
+                    return (f"{rel} is nested too deeply: {len(indents) - 1} levels of indented blocks at line "
+                            f"{line} (the limit is {MAX_SOURCE_NESTING}): move inner blocks into functions"), tokens
+            else:
+                while len(indents) > 1 and indents[-1] > column:
+                    indents.pop()
+    return None, tokens
+
+
+_DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
+
+
+def _is_number(node) -> bool:
+    """Whether node is a number literal (bools are not numbers here), or -/+ one."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return (isinstance(node, ast.Constant) and isinstance(node.value, (int, float, complex))
+            and not isinstance(node.value, bool))
+
+
+def _display_numbers(display: ast.AST, covered: set[int]) -> int:
+    """How many number literals display holds, through displays nested directly inside it (each added to
+    covered, so it is not counted again on its own). Iterative."""
+    count, stack = 0, [display]
+    while stack:
+        node = stack.pop()
+        covered.add(id(node))
+        items = (list(node.keys) + list(node.values)) if isinstance(node, ast.Dict) else node.elts
+        for item in items:
+            if item is None:
+                continue   # the key slot of a {**mapping}
+            if _is_number(item):
+                count += 1
+            elif isinstance(item, _DISPLAYS):
+                stack.append(item)
+    return count
+
+
+def _tree_facts(tree: ast.AST) -> tuple[int | None, int]:
+    """(the line where the syntax tree first goes deeper than MAX_AST_DEPTH, or None; embedded bytes: every
+    str/bytes literal longer than EMBEDDED_MIN_BYTES (its UTF-8 length), and every display holding more than
+    EMBEDDED_MIN_NUMBERS numbers (EMBEDDED_NUMBER_BYTES each)). One iterative walk, so no tree is too deep for it."""
+    embedded, covered = 0, set()
+    stack = [(tree, 1, 1)]
+    while stack:
+        node, depth, line = stack.pop()
+        line = getattr(node, "lineno", line)
+        if depth > MAX_AST_DEPTH:
+            return line, embedded
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bytes) and len(value) > EMBEDDED_MIN_BYTES:
+                embedded += len(value)
+            elif isinstance(value, str) and len(value) * 4 > EMBEDDED_MIN_BYTES:
+                size = len(value.encode("utf-8", "surrogatepass"))
+                embedded += size if size > EMBEDDED_MIN_BYTES else 0
+        elif isinstance(node, _DISPLAYS) and id(node) not in covered:
+            numbers = _display_numbers(node, covered)
+            if numbers > EMBEDDED_MIN_NUMBERS:
+                embedded += numbers * EMBEDDED_NUMBER_BYTES
+        stack.extend((child, depth + 1, line) for child in ast.iter_child_nodes(node))
+    return None, embedded
+
+
+def _parse_source(folder: Path, rel: str, problems: list[str], budget: list[int]) -> tuple[ast.Module | None, int]:
+    """(the parsed module, its embedded bytes) of the .py file folder/rel, or (None, 0) with a problem added.
+    Bounded before ast.parse runs (MAX_SOURCE_BYTES, MAX_SOURCE_TOKENS, MAX_SOURCE_NESTING, and budget[0]: the
+    tokens all .py files may still hold, which this one's are taken from), and the tree after (MAX_AST_DEPTH)."""
+    text = _read_text(folder, rel, problems, MAX_SOURCE_BYTES)
     if text is None:
-        return
+        return None, 0
+    problem, tokens = _scan_source(rel, text, min(MAX_SOURCE_TOKENS, budget[0]))
+    budget[0] -= tokens
+    if problem:
+        if tokens <= MAX_SOURCE_TOKENS and problem.startswith(f"{rel} holds more than"):
+            problem = (f"the folder's .py files hold more than {MAX_ALL_SOURCES_TOKENS} tokens together (the limit "
+                       f"is passed in {rel}): they are code, so keep weights in files beside them (np.save / "
+                       f"np.savez) and load them in build_model()")
+        problems.append(problem)
+        return None, 0
     try:
-        tree = ast.parse(text, filename="submission.py")
+        with warnings.catch_warnings():   # e.g. a SyntaxWarning for each of 100 000 invalid escapes
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=rel)
     except SyntaxError as exc:
+        if exc.lineno is None:
+            problems.append(f"{rel} cannot be parsed: {exc.msg}; fix it")
+            return None, 0
         shown = f" (the line reads {_short(exc.text.strip(), 70)})" if exc.text and exc.text.strip() else ""
-        problems.append(f"submission.py has a syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{shown}; fix it")
-        return
+        problems.append(f"{rel} has a syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{shown}; fix it")
+        return None, 0
     except (RecursionError, MemoryError):
-        problems.append("submission.py is nested too deeply for Python's parser (an expression thousands of levels "
+        problems.append(f"{rel} is nested too deeply for Python's parser (an expression thousands of levels "
                         "deep): simplify it")
-        return
-    except ValueError as exc:
-        problems.append(f"submission.py cannot be parsed: {exc}")
-        return
+        return None, 0
+    except (ValueError, OverflowError) as exc:
+        problems.append(f"{rel} cannot be parsed: {exc}; fix it")
+        return None, 0
+    deep_line, embedded = _tree_facts(tree)
+    if deep_line is not None:
+        problems.append(f"{rel} is nested too deeply: its syntax tree goes more than {MAX_AST_DEPTH} levels deep at "
+                        f"line {deep_line} (a long chain of operators, calls or attributes): split it into several "
+                        f"statements")
+        return None, 0
+    return tree, embedded
+
+
+def _check_build_model(tree: ast.Module, problems: list[str]) -> None:
+    """submission.py defines build_model() at top level, callable with no arguments (never run)."""
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "build_model"]
     if not defs and not any(_binds_build_model(n) for n in tree.body):
         nested = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "build_model"]
@@ -426,73 +714,138 @@ def _folder_id(folder: Path, problems: list[str]) -> str:
 
 
 def _required_file(folder: Path, rel: str, files: list[str], problems: list[str], hint: str) -> bool:
-    """Whether rel is a regular file at the top of the folder; adds a problem otherwise."""
+    """Whether rel is a regular file at the top of the folder; adds a problem otherwise (links and special files
+    are reported by _check_files, once)."""
     if rel in files:
         return True
-    path = folder / rel
-    if path.is_dir() and not path.is_symlink():
-        problems.append(f"{rel} is a folder; it must be a file: {hint}")
-    elif not path.is_symlink():   # links are reported by _check_files
+    try:
+        mode = os.lstat(folder / rel).st_mode
+    except FileNotFoundError:
         problems.append(f"{rel} is missing: {hint}")
+        return False
+    except OSError:
+        return False   # the folder itself cannot be read: _check_files said so
+    if stat.S_ISDIR(mode):
+        problems.append(f"{rel} is a folder; it must be a file: {hint}")
     return False
+
+
+# What hostile input can make parsing or reading raise besides the problems validate reports itself: each
+# becomes a SubmissionError problem (never a traceback that stops a grading run).
+_HOSTILE = (OSError, RecursionError, MemoryError, ValueError, UnicodeError, OverflowError, _NotRegular)
 
 
 def validate(folder) -> dict:
     """Check a submission folder WITHOUT running it. Returns {"id", "student_id", "events" (event values),
     "techniques", "division", "name" (None when not given), "folder" (resolved Path), "files" (sorted relative
-    paths)}; raises SubmissionError listing every problem found."""
+    paths), "data_bytes", "embedded_bytes"}; raises SubmissionError listing every problem found.
+
+    data_bytes: the bytes of the folder's regular files other than its .py files and submission.json (its
+    weight and data files). embedded_bytes: the bytes of large literal data inside its .py files (_tree_facts:
+    str/bytes literals over EMBEDDED_MIN_BYTES, displays of over EMBEDDED_MIN_NUMBERS numbers at 8 bytes each).
+    Every .py file in the folder is read and parsed with the same bounds as submission.py (never run)."""
     given = Path(folder)
+    try:
+        return _validate(given)
+    except SubmissionError:
+        raise
+    except _HOSTILE as exc:
+        detail = f"{exc.rel} is {exc.kind}" if isinstance(exc, _NotRegular) else f"{type(exc).__name__}: {exc}"
+        raise SubmissionError(given, [f"cannot be checked ({detail}): a submission folder holds only readable "
+                                      f"regular files and folders; fix that and submit again"]) from None
+
+
+def _validate(given: Path) -> dict:
+    """validate's work (validate turns what hostile input makes it raise into a SubmissionError)."""
     if not given.is_dir():
         what = "does not exist" if not given.exists() else "is not a folder"
         raise SubmissionError(given, [f"{what}: pass the folder that holds submission.py and submission.json"])
     folder = given.resolve()
     problems: list[str] = []
     sub_id = _folder_id(folder, problems)
-    files = _check_files(folder, problems)
+    files, sizes = _check_files(folder, problems)
     meta = {}
     if _required_file(folder, "submission.json", files, problems, f"create it, e.g. {EXAMPLE_JSON}"):
-        loaded = _load_meta(folder / "submission.json", problems)
+        loaded = _load_meta(folder, problems)
         if loaded is not None:
             meta = _check_meta(loaded, problems)
+    sources = [rel for rel in files if rel.endswith(".py")]
+    source_bytes = sum(sizes[rel] for rel in sources)
+    embedded, budget = 0, [MAX_ALL_SOURCES_TOKENS]
     if _required_file(folder, "submission.py", files, problems, "create it with `def build_model():` returning your model"):
-        _check_source(folder / "submission.py", problems)
+        tree, embedded = _parse_source(folder, "submission.py", problems, budget)
+        if tree is not None:
+            _check_build_model(tree, problems)
+        del tree
+    helpers = [rel for rel in sources if rel != "submission.py"]
+    if helpers and source_bytes > MAX_ALL_SOURCES_BYTES:   # (submission.py alone has its own, lower limit)
+        problems.append(f"the folder's .py files hold {source_bytes} bytes together; the limit is "
+                        f"{MAX_ALL_SOURCES_BYTES}: they are code, so keep weights in files beside them "
+                        f"(np.save / np.savez) and load them in build_model()")
+    else:
+        for rel in helpers:   # helpers build_model() imports: parsed (never run) with the same bounds
+            if budget[0] <= 0:
+                break   # the problem is reported once, for the file that passed the limit
+            embedded += _parse_source(folder, rel, problems, budget)[1]
     if problems:
         raise SubmissionError(given, problems)
+    data = sum(size for rel, size in sizes.items() if not rel.endswith(".py") and rel != "submission.json")
     return {"id": sub_id, "student_id": meta["student_id"], "events": meta["events"], "techniques": meta["techniques"],
-            "division": meta["division"], "name": meta["name"], "folder": folder, "files": files}
+            "division": meta["division"], "name": meta["name"], "folder": folder, "files": files,
+            "data_bytes": data, "embedded_bytes": embedded}
 
 
 def content_sha256(folder) -> str:
     """sha256 of the folder's contents: for every entry in sorted relative-path order, the 8-byte big-endian
     length of its UTF-8 path, the path, the 8-byte length of its bytes, the bytes. Regular files contribute
-    their contents; a symbolic link contributes b"symlink:" + its target and any other special file b"special",
-    so every change shows (nothing is followed or skipped except bytecode caches).
+    their contents; a symbolic link contributes b"symlink:" + its target and any other special file b"special"
+    (a folder nested deeper than MAX_DIR_DEPTH b"deep"), so every change shows (nothing is followed, no special
+    file is opened, nothing is skipped except bytecode caches).
 
-    Files are read in chunks, and a folder whose files add up to more than MAX_TOTAL_BYTES is refused
-    (SubmissionError) before any is read: it cannot be a valid submission, and hashing a huge (or sparse)
-    file would only stall the grader."""
+    Files are read in chunks (opened with _open_inside: O_NOFOLLOW|O_NONBLOCK, fstat-checked), and a folder
+    whose files add up to more than MAX_TOTAL_BYTES is refused (SubmissionError) before any is read: it cannot
+    be a valid submission, and hashing a huge (or sparse) file would only stall the grader. Whatever hostile
+    input makes reading raise is a SubmissionError too."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionError(folder, ["is not a folder: pass a submission folder"])
-    entries, truncated = _entries(folder.resolve())
+    try:
+        return _content_sha256(folder, folder.resolve())
+    except SubmissionError:
+        raise
+    except _NotRegular as exc:
+        raise SubmissionError(folder, [f"{exc.rel} is {exc.kind} now (it changed while the folder was read): "
+                                       f"stop writing into the folder and try again"]) from None
+    except _HOSTILE as exc:
+        detail = f"{exc.strerror} ({exc.filename})" if isinstance(exc, OSError) and exc.strerror else exc
+        raise SubmissionError(folder, [f"cannot be read to hash it ({type(exc).__name__}: {detail}): make its "
+                                       f"files readable"]) from None
+
+
+def _content_sha256(folder: Path, root: Path) -> str:
+    """content_sha256's work."""
+    entries, truncated = _entries(root)
     if truncated:
         raise SubmissionError(folder, [f"holds more than {MAX_SCANNED} entries: is this a submission folder?"])
-    sizes = {rel: path.lstat().st_size for rel, path, kind in entries if kind == "file"}
-    if sum(sizes.values()) > MAX_TOTAL_BYTES:
-        raise SubmissionError(folder, [f"holds {sum(sizes.values())} bytes, more than the {MAX_TOTAL_BYTES}-byte limit"])
+    total = sum(size for _, kind, size, _ in entries if kind == "file")
+    if total > MAX_TOTAL_BYTES:
+        raise SubmissionError(folder, [f"holds {total} bytes, more than the {MAX_TOTAL_BYTES}-byte limit"])
     digest = hashlib.sha256()
 
     def part(data: bytes) -> None:
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
 
-    for rel, path, kind in entries:
+    for rel, kind, _, target in entries:
         part(rel.encode("utf-8", "surrogateescape"))
         if kind != "file":
-            part(b"symlink:" + os.fsencode(os.readlink(path)) if kind == "symlink" else b"special")
+            part(b"symlink:" + os.fsencode(target) if kind == "symlink" else b"deep" if kind == "deep" else b"special")
             continue
-        with open(path, "rb") as handle:
+        with os.fdopen(_open_inside(root, rel), "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
+            if size > MAX_TOTAL_BYTES:
+                raise SubmissionError(folder, [f"{rel} grew to {size} bytes while the folder was read: stop "
+                                               f"writing into the folder"])
             digest.update(size.to_bytes(8, "big"))
             left = size
             while left and (chunk := handle.read(min(left, 1 << 20))):
@@ -501,6 +854,48 @@ def content_sha256(folder) -> str:
             if left or handle.read(1):
                 raise SubmissionError(folder, [f"{rel} changed size while it was read: stop writing into the folder"])
     return digest.hexdigest()
+
+
+def copy_submission(src, dest, files) -> Path:
+    """Copy exactly the validated regular files `files` (relative posix paths: validate(src)["files"]) from the
+    folder src into dest, which is created (with its parents; it must not exist yet), and return dest. Nothing
+    else is copied: no link, FIFO, socket or device, nothing that appeared after validation. Each source file is
+    opened with _open_inside (component by component with O_NOFOLLOW|O_NONBLOCK, fstat-checked: a file swapped
+    for a link or a FIFO since validate is refused and never blocks); each copy is created with O_EXCL|O_NOFOLLOW,
+    mode 0o644 (folders 0o755); at most MAX_TOTAL_BYTES are copied in all. SubmissionError (naming the file) when
+    a file is not a regular file any more, cannot be read, or the files grew past the limit; dest is removed then.
+    FileExistsError when dest exists. The replacement for shutil.copytree in the sandbox."""
+    src, dest = Path(src).resolve(), Path(dest)
+    files = list(files)
+    bad = [f"{_short(rel)} is not a relative path inside the submission folder" for rel in files if not _safe_rel(rel)]
+    if bad:
+        raise SubmissionError(src, bad)
+    dest.mkdir(parents=True, mode=0o755)
+    total = 0
+    try:
+        for rel in files:
+            try:
+                handle = os.fdopen(_open_inside(src, rel), "rb")
+            except _NotRegular as exc:
+                raise SubmissionError(src, [f"{exc.rel} is {exc.kind} now, not the regular file that was validated "
+                                            f"(it was not copied): stop changing the folder and submit again"]) from None
+            except OSError as exc:
+                raise SubmissionError(src, [f"{rel} cannot be read ({exc.strerror or exc}): make it readable"]) from None
+            with handle:
+                target = dest.joinpath(*rel.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                with os.fdopen(os.open(target, flags, 0o644), "wb") as sink:
+                    while chunk := handle.read(1 << 20):
+                        total += len(chunk)
+                        if total > MAX_TOTAL_BYTES:
+                            raise SubmissionError(src, [f"grew past {MAX_TOTAL_BYTES} bytes while it was copied "
+                                                        f"(at {rel}): stop writing into the folder"])
+                        sink.write(chunk)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest
 
 
 # ------------------------------------------------------------------------------------------- pack / unpack
@@ -532,7 +927,14 @@ def archive_bytes(info: dict) -> bytes:
     buffer, total = io.BytesIO(), 0
     with zipfile.ZipFile(buffer, "w") as archive:
         for rel in info["files"]:
-            data = (info["folder"] / rel).read_bytes()
+            try:   # a regular file still (never a FIFO swapped in since validate), at most what is left of the limit
+                data = _read_regular(info["folder"], rel, MAX_TOTAL_BYTES - total)
+            except _NotRegular as exc:
+                raise SubmissionError(info["folder"], [f"{exc.rel} is {exc.kind} now, not the regular file that was "
+                                                       f"validated: stop changing the folder and try again"]) from None
+            except OSError as exc:
+                raise SubmissionError(info["folder"], [f"{rel} cannot be read ({exc.strerror or exc}): make it "
+                                                       f"readable"]) from None
             total += len(data)
             if total > MAX_TOTAL_BYTES:
                 raise SubmissionError(info["folder"], [f"grew past {MAX_TOTAL_BYTES} bytes while packing: "
@@ -588,12 +990,24 @@ def _member_problems(info: zipfile.ZipInfo) -> list[str]:
 
 def _archive_problems(members: list[zipfile.ZipInfo], max_bytes: int, max_files: int) -> tuple[list[str], str | None]:
     """(every problem of the archive's member list, the single top folder = submission id or None)."""
+    if len(members) > 4 * max_files:   # files and folder entries: refused before any per-member work
+        return [f"the archive lists {len(members)} members (files and folders); the limit is {4 * max_files}"], None
     problems = [p for m in members for p in _member_problems(m)]
     members = [m for m in members if m.filename]   # (an empty name is reported above; is_dir() fails on it)
     names = [m.filename.rstrip("/") for m in members]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    twice = sorted(n for n, c in counts.items() if c > 1)
     if twice:
         problems.append(f"members listed more than once: {', '.join(twice[:5])}")
+    deep = sorted(n for n in names if n.count("/") > MAX_DIR_DEPTH + 1)
+    if deep:
+        problems.append(f"{deep[0][:200]!r} is more than {MAX_DIR_DEPTH} folders deep; a submission needs one or two")
+    folders = {n[:i] for n in names for i in range(len(n)) if n[i] == "/"}
+    both = sorted(m.filename for m in members if not m.is_dir() and m.filename in folders)
+    if both:
+        problems.append(f"{both[0][:200]!r} is both a file and a folder in the archive (another member lies inside it)")
     files = [m for m in members if not m.is_dir()]
     if len(files) > max_files:
         problems.append(f"{len(files)} files; the limit is {max_files}")
@@ -617,7 +1031,8 @@ def _archive_problems(members: list[zipfile.ZipInfo], max_bytes: int, max_files:
 DAMAGED = (EOFError, OSError, NotImplementedError, ValueError, RuntimeError, OverflowError)
 
 
-def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], top: str, into: Path, max_bytes: int) -> None:
+def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], top: str, into: Path, max_bytes: int,
+             where) -> None:
     """Write the members' bytes under into/ (the path below the top folder), counting the real bytes read."""
     total = 0
     for member in members:
@@ -633,20 +1048,61 @@ def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], top: str,
             while chunk := source.read(1 << 16):
                 total += len(chunk)
                 if total > max_bytes:
-                    raise SubmissionError(archive.filename, [f"expands past {max_bytes} bytes (its headers said less)"])
+                    raise SubmissionError(where, [f"expands past {max_bytes} bytes (its headers said less)"])
                 sink.write(chunk)
+
+
+def archive_limit(max_bytes: int = MAX_TOTAL_BYTES) -> int:
+    """The most bytes an archive of at most max_bytes of files can take: deflate adds at most ~0.03% to data it
+    cannot compress, and each member's headers and name some hundred bytes (1 MiB is room for thousands)."""
+    return max_bytes + max_bytes // 100 + 2**20
+
+
+def _open_archive(archive: Path, max_bytes: int):
+    """The archive opened for reading (a binary file object): it must be a regular file (stat first: a FIFO,
+    socket or device is never opened; then O_NONBLOCK and fstat) of at most archive_limit(max_bytes) bytes.
+    FileNotFoundError when it is missing or a folder, SubmissionError otherwise."""
+    try:
+        mode = os.stat(archive).st_mode
+    except OSError:
+        mode = None
+    if mode is None or stat.S_ISDIR(mode):
+        raise FileNotFoundError(f"{archive} is not a file: pass a submission archive (.zip)")
+    if not stat.S_ISREG(mode):
+        raise SubmissionError(archive, [f"is {_file_kind(mode)}, not a regular file (it was not opened): pass a "
+                                        f"submission archive (.zip)"])
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        handle = os.fdopen(os.open(archive, flags), "rb")
+    except OSError as exc:
+        raise SubmissionError(archive, [f"cannot be read ({exc.strerror or exc}): make it readable"]) from None
+    info = os.fstat(handle.fileno())
+    problem = (f"is {_file_kind(info.st_mode)} now, not a regular file" if not stat.S_ISREG(info.st_mode) else
+               f"is {info.st_size} bytes; an archive of at most {max_bytes} bytes of files is at most "
+               f"{archive_limit(max_bytes)} bytes: remove unused files and pack it again"
+               if info.st_size > archive_limit(max_bytes) else None)
+    if problem:
+        handle.close()
+        raise SubmissionError(archive, [problem])
+    return handle
 
 
 def unpack(archive, dest, max_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES) -> Path:
     """Extract a submission archive safely into dest/<id> and return that folder. Refused, with every
-    reason, before anything is written: absolute paths, '..', links, special files, encryption, more than
-    max_files files or max_bytes bytes, or anything outside one top folder. FileExistsError when dest/<id>
-    exists. Extraction goes to a temporary folder renamed into place, so a failure leaves nothing behind."""
+    reason, before anything is written: an archive that is not a regular file (never opened) or is larger than
+    archive_limit(max_bytes), absolute paths, '..', links, special files, encryption, more than max_files files
+    or max_bytes bytes, members both a file and a folder, folders more than MAX_DIR_DEPTH deep, or anything
+    outside one top folder. FileExistsError when dest/<id> exists. Extraction goes to a temporary folder
+    renamed into place, so a failure leaves nothing behind."""
     archive = Path(archive)
-    if not archive.is_file():
-        raise FileNotFoundError(f"{archive} is not a file: pass a submission archive (.zip)")
+    with _open_archive(archive, max_bytes) as handle:
+        return _unpack(archive, handle, Path(dest), max_bytes, max_files)
+
+
+def _unpack(archive: Path, handle, dest: Path, max_bytes: int, max_files: int) -> Path:
+    """unpack's work on the opened archive."""
     try:
-        opened = zipfile.ZipFile(archive)
+        opened = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, *DAMAGED) as exc:
         raise SubmissionError(archive, [f"is not a zip archive ({type(exc).__name__}: {exc}): make it with "
                                         f"`tito olympics submit`"]) from None
@@ -655,22 +1111,20 @@ def unpack(archive, dest, max_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX
         problems, top = _archive_problems(members, max_bytes, max_files)
         if problems:
             raise SubmissionError(archive, problems)
-        dest = Path(dest)
         target = dest / top
         if target.exists():
             raise FileExistsError(f"{target} already exists; unpack into another folder or remove it first")
         dest.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{top}.", suffix=".unpack", dir=dest))
         try:
-            _extract(opened, members, top, staging, max_bytes)
+            try:
+                _extract(opened, members, top, staging, max_bytes, archive)
+            except (zipfile.BadZipFile, zlib.error, *DAMAGED) as exc:
+                raise SubmissionError(archive, [f"is damaged and cannot be extracted: {type(exc).__name__}: "
+                                                f"{exc}"]) from exc
             if target.exists():
                 raise FileExistsError(f"{target} appeared while unpacking; remove it and try again")
             staging.rename(target)
-        except (zipfile.BadZipFile, zlib.error, *DAMAGED) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, FileExistsError):
-                raise
-            raise SubmissionError(archive, [f"is damaged and cannot be extracted: {type(exc).__name__}: {exc}"]) from exc
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -1,0 +1,1 @@
+raise SystemExit("HOSTILE: the submission's numpy.py was imported")

@@ -1,0 +1,1 @@
+raise SystemExit("HOSTILE: a fake worker ran")
