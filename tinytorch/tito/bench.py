@@ -129,9 +129,43 @@ def _grade_copies(grader, example, copies, folder, say):
     return time.perf_counter() - start, results
 
 
+SPEEDUP_HALF_WIDTH_TARGET = 0.03   # the baseline graded against itself: 95% interval within +-3% of its point
+SPEEDUP_POINT_TARGET = 0.02        # ... and the point within 2% of 1.0
+GRADING_WALL_TARGET_S = 15.0       # seconds of grading per submission (all five events)
+
+
+def _precision(grader, examples, runs, folder, say):
+    """The latency verdict's precision: the baseline example graded `runs` times against the baseline (speed-up
+    1 by construction) and the pruned example `runs` times; every figure is printed. Returns whether the
+    baseline-vs-baseline targets held in every run."""
+    held = True
+    for name in ("baseline", "pruned"):
+        say(f"  {name}: graded {runs} time(s), each with fresh workers and a fresh secret seed")
+        for k in range(runs):
+            record = grader.grade_submission(examples / name, seed=1000 + k)
+            speed = record["scores"].get("latency_sprint")
+            if speed is None:
+                say(f"    run {k + 1}: {record['status']}: {record['reason']}")
+                held = False
+                continue
+            half = (speed["high"] - speed["low"]) / 2 / speed["score"]
+            line = (f"    run {k + 1}: speed-up {speed['score']:.3f} [{speed['low']:.3f}, {speed['high']:.3f}], "
+                    f"half-width {half:.1%} of the point; graded in {record['wall_s']:.1f} s")
+            if name == "baseline":
+                ok = half <= SPEEDUP_HALF_WIDTH_TARGET and abs(speed["score"] - 1) <= SPEEDUP_POINT_TARGET
+                held &= ok
+                line += (f"; targets: half-width <= {SPEEDUP_HALF_WIDTH_TARGET:.0%}, |point - 1| <= "
+                         f"{SPEEDUP_POINT_TARGET:.0%}: {'met' if ok else 'NOT MET'}")
+            if record["wall_s"] > GRADING_WALL_TARGET_S:
+                line += f"; over the {GRADING_WALL_TARGET_S:g} s grading target"
+            say(line)
+    return held
+
+
 def cmd_bench_olympics(args, tree, say) -> int:
-    """Issue 7's targets: grading time for one submission (all events) and for many, and score stability
-    (the bundled examples graded twice: same medals, overlapping intervals)."""
+    """Issue 7's and 12's targets: the latency verdict's precision (the baseline against itself: a speed-up
+    interval within +-3% of a point within 2% of 1.0; the pruned example's interval), grading time for one
+    submission (all events) and for many, and score stability (the bundled examples graded twice)."""
     import tempfile
     from pathlib import Path
 
@@ -140,8 +174,18 @@ def cmd_bench_olympics(args, tree, say) -> int:
     example = examples / args.example
     if not (example / "submission.py").is_file():
         raise TitoError(f"no example submission {args.example!r} in {examples}", exit_code=2)
+    bad = [n for n in args.counts if n < 1]
+    if bad or getattr(args, "precision", 0) < 0:
+        raise TitoError(f"--counts takes numbers of submissions >= 1 (got {bad}) and --precision a number of runs "
+                        f">= 0 (got {getattr(args, 'precision', 0)})" if bad else
+                        f"--precision {args.precision}: give a number of runs >= 0 (0 skips it)", exit_code=2)
     with tempfile.TemporaryDirectory(prefix="tito-bench-olympics-") as tmp:
         folder = Path(tmp)
+        if getattr(args, "precision", 0):
+            say("Precision of the latency verdict (speed-up = median over interleaved rounds of baseline ms / "
+                "submission ms, 95% two-level bootstrap interval over sessions and rounds):")
+            held = _precision(grader, examples, args.precision, folder, say)
+            say(f"  baseline-vs-baseline targets {'met in every run' if held else 'NOT met in every run'}")
         say(f"Grading copies of the {args.example!r} example (all five events), each in its own sandboxed process:")
         first = None
         for copies in args.counts:

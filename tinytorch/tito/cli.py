@@ -291,10 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     opt = bsub.add_parser("optimization", help="modules 15-17: quantization, compression, acceleration, measured")
     opt.add_argument("techniques", nargs="*", metavar="TECHNIQUE", help="quantization, compression, acceleration (default: all)")
     opt.set_defaults(func=_command("bench", "cmd_bench_optimization"))
-    oly = bsub.add_parser("olympics", help="module 20: grading time for 1..N submissions, and score stability")
+    oly = bsub.add_parser("olympics", help="module 20: speed-up precision, grading time for 1..N submissions, "
+                                           "score stability")
     oly.add_argument("--example", default="distilled", help="example submission to copy (default distilled)")
-    oly.add_argument("--counts", type=int, nargs="+", default=[1, 5, 20], metavar="N",
-                     help="numbers of submissions to grade (default 1 5 20)")
+    oly.add_argument("--counts", type=int, nargs="*", default=[1, 5, 20], metavar="N",
+                     help="numbers of submissions to grade (default 1 5 20; none: skip)")
+    oly.add_argument("--precision", type=int, default=3, metavar="RUNS",
+                     help="grade the baseline and the pruned example RUNS times each for the speed-up's precision "
+                          "(default 3; 0: skip)")
     oly.set_defaults(func=_command("bench", "cmd_bench_olympics"))
 
     bm = sub.add_parser("benchmark", help="module 19: benchmark suite, TinyMLPerf, measurement self-check")

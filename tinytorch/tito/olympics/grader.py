@@ -164,8 +164,7 @@ def _measure(new_session, x, y, rng, info, limits):
     inputs, check_rows = TimedInputs(x, rng), rng.choice(len(x), size=min(STATE_CHECK_ROWS, len(x)), replace=False)
     session = new_session()
     try:
-        base_sizes = session.start_baseline()
-        sub_sizes, memory_note, names, arrays = session.start_submission()
+        base_sizes, (sub_sizes, memory_note, names, arrays) = session.start()
         correct, base_correct, raw = session.accuracy(x, y, rng, NUM_CLASSES)
         census = session.census() if sub_sizes else None
         sessions = [session.latency(inputs, NUM_CLASSES)]
@@ -176,8 +175,7 @@ def _measure(new_session, x, y, rng, info, limits):
     for k in range(1, max(limits.latency_sessions, 2 if names else 1)):
         session = new_session()
         try:
-            session.start_baseline()
-            session.start_submission()
+            session.start()
             if k < limits.latency_sessions:
                 sessions.append(session.latency(inputs, NUM_CLASSES))
                 kept_rows += session.kept

@@ -57,6 +57,7 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "amd64": 155, "aarch64": 41, "arm64": 41, "i686
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 INNER_UID = 1000    # the worker's uid inside the nested user namespace (user-namespace path)
 
+ADDR_NO_RANDOMIZE = 0x0040000
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
@@ -245,6 +246,10 @@ def _worker(config, status_fd):
         _limits(config)
         os.umask(0o077)
         _drop(config)
+        if config.get("fixed_layout"):    # the same memory layout in every worker (see sandbox.FIXED_LAYOUT)
+            _libc.personality.argtypes = (ctypes.c_ulong,)
+            if _libc.personality(ADDR_NO_RANDOMIZE) == -1:
+                raise JailError("personality(ADDR_NO_RANDOMIZE) failed")
         os.chdir(config["cwd"])
         os.set_inheritable(status_fd, False)
         os.closerange(3, status_fd)

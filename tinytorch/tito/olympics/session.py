@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import signal
 import time
 
@@ -120,8 +121,9 @@ class Session:
     """The exchanges of one grading: the baseline worker (trusted) and the submission's worker."""
 
     def __init__(self, base_box, sub_box, baseline_name, limits, network, cpus=None):
-        self.limits, self.network = limits, network
-        extra = {} if cpus is None else {"cpus": cpus}
+        """cpus: the CPUs both workers are timed on (pinned just before timing; they start on all of them)."""
+        self.limits, self.network, self.cpus = limits, network, cpus
+        extra = {} if cpus is None else {"cpus": sorted(os.sched_getaffinity(0))}
         self.base = WorkerProcess(base_box, ("zoo", baseline_name), limits, network, **extra)
         self.sub = WorkerProcess(sub_box, ("submission", None), limits, network, **extra)
         self.stage, self.deadline, self.kept = "starting", None, []
@@ -144,10 +146,22 @@ class Session:
     def _state_limit(self):
         return min(self.limits.max_state_bytes, protocol.ARRAY_LIMIT * 2)
 
+    def start(self):
+        """Launch both workers at once (their imports and builds run side by side), then wait for each:
+        (the baseline's state sizes, what start_submission returns)."""
+        self.stage = "starting the baseline"
+        self.base.start()
+        self._launch_submission()
+        sizes = self._baseline_ready()
+        return sizes, self._submission_ready()
+
     def start_baseline(self):
         """Start the baseline, wait for it, and measure its state before the submission starts."""
         self.stage = "starting the baseline"
         self.base.start()
+        return self._baseline_ready()
+
+    def _baseline_ready(self):
         try:
             ready, arrays = protocol.recv(self.base.from_fd, time.perf_counter() + self.limits.timeout_s,
                                           self._state_limit())
@@ -209,10 +223,17 @@ class Session:
         return self._reply(reply), out, t0, t1
 
     def start_submission(self):
-        """Start the submission's worker (the timeout clock starts here): (sizes or None, state names, arrays)."""
-        self.stage = "importing submission.py and calling build_model()"
+        """Start the submission's worker (the timeout clock starts here): (sizes or None, why not, state names,
+        arrays)."""
+        self._launch_submission()
+        return self._submission_ready()
+
+    def _launch_submission(self):
         self.sub.start()
         self.deadline = self.sub.started + self.limits.timeout_s
+
+    def _submission_ready(self):
+        self.stage = "importing submission.py and calling build_model()"
         ready, arrays = self._sub_wait(lambda: protocol.recv(self.sub.from_fd, self.deadline, self._state_limit()))
         ready = self._reply(ready)
         if ready.get("type") != "ready":
@@ -303,6 +324,9 @@ class Session:
         """Interleaved rounds: ({"sub"|"base": {"calls", "rows": [(t0, t1, start, end), ...]}}, pings), after
         checking that the timed outputs match the same inputs predicted again in one ordinary batch."""
         self.stage = f"timing batches of {self.limits.batch_size} distinct inputs"
+        if self.cpus:
+            for worker in (self.base, self.sub):
+                worker.pin(self.cpus)
         pings = []
         for _ in range(PINGS):
             _, _, t0, t1 = self.base_call({"op": "ping"})
@@ -358,5 +382,8 @@ class Session:
                 "complete": reply.get("complete") is True}
 
     def stop(self):
+        """End both workers: both are asked to exit first, then each is waited for (and killed if it lingers)."""
+        for worker in (self.sub, self.base):
+            worker.ask_exit()
         for worker in (self.sub, self.base):
             worker.stop(polite=True)
