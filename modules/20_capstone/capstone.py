@@ -791,19 +791,23 @@ for event, ranked in results.items():
 #
 # - `tito olympics submit FOLDER --event latency_sprint` validates it without running it and packs
 #   an archive; every problem is listed with how to fix it.
-# - `tito olympics grade SUBMISSIONS --out DIR` grades each submission in its own process with a
-#   wall-clock timeout, a memory limit, a private working folder and no network where the OS
-#   allows it. The grader keeps the labels and its own clock: it sends the test inputs in a secret
-#   shuffled order, computes accuracy itself, and times the submission and the baseline
-#   alternately with its own clock, so patching timers or memorising answers gains nothing. It
-#   does so in three sessions, each with a fresh pair of worker processes: on a shared machine a
+# - `tito olympics grade SUBMISSIONS --out DIR` grades each submission in its own jailed process
+#   (its own user, process, file-system and network namespaces, a read-only package, limits on
+#   memory, processes and CPU for it and everything it starts) with a wall-clock timeout. The
+#   grader keeps the labels and its own clock: it sends the test inputs in a secret shuffled order,
+#   computes accuracy itself, and times the submission and the baseline alternately with its own
+#   clock on batches of fresh inputs never seen before, so patching timers, caching answers or
+#   memorising the order gains nothing. It does so in four sessions, each with a fresh pair of
+#   worker processes: on a shared machine a
 #   process keeps the speed its memory layout and scheduling gave it for its whole life, so the
 #   speed-up interval (`session_ratio_ci`, a two-level bootstrap) must include how much that
 #   varies from one process to the next. The speed-up itself is the median of the rounds' own
 #   ratios (`paired_speedup`): a shared machine changes speed in steps lasting seconds, and the
-#   two requests of a round see the same step. Every
-#   submission ends with one status (ok, invalid, timeout, crashed, out of memory, constraint not
-#   met) and a reason; results are versioned JSON written atomically, and re-running is idempotent.
+#   two requests of a round see the same step. Memory is what `state_dict()` declares, and the
+#   grader checks that this state really computes the outputs. Every submission ends with one
+#   status (ok, invalid, timeout, crashed, out of memory, constraint not met, grader error) and a
+#   reason; results are versioned JSON written atomically, and re-running is idempotent. Only one
+#   entry per student counts in each event (the latest, by default).
 # - `tito olympics leaderboard DIR` renders the rankings with medals as CSV, Markdown and HTML with
 #   plots, from the JSON alone.
 #

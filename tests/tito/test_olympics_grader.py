@@ -586,3 +586,149 @@ def test_progress_lines_are_bounded():
     assert grader.progress_lines({"status": "ok", "reason": None, "wall_s": None}) == ["    ok"]
     one = {"status": "invalid", "reason": "/s/x: submission.py is missing", "wall_s": 0.0}
     assert grader.progress_lines(one) == ["    invalid (0.0 s): /s/x: submission.py is missing"]
+
+
+# ------------------------------------------------------------------ a grader that is attacked or dies
+def test_a_killed_baseline_is_graded_again(tmp_path, monkeypatch):
+    """SIGKILL to the trusted baseline in the middle of a grading: the submission is graded again with fresh
+    workers, and gets its own status; the retry is recorded and said."""
+    from tinytorch.tito.olympics import session as session_module
+
+    write_submission(tmp_path / "subs", "fine", GOOD)
+    real, calls = session_module.Session.latency, []
+
+    def latency(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            self.base.kill()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(session_module.Session, "latency", latency)
+    lines = []
+    results = grade_all(tmp_path / "subs", tmp_path / "out", limits=LIMITS, seed=0, progress=lines.append)
+    record = results["submissions"]["fine"]
+    assert record["status"] == "ok" and results["errors"] == []
+    assert len(record["grader_retries"]) == 1 and "baseline worker failed" in record["grader_retries"][0]
+    assert any(f"attempt 1 of {grader.BASELINE_ATTEMPTS}" in line for line in lines)
+
+
+def test_after_the_grader_is_killed_the_next_run_cleans_up_and_resumes(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    root, out, private = tmp_path / "subs", tmp_path / "out", tmp_path / "tmp"
+    private.mkdir()
+    write_submission(root, "a_shape", SUBMISSIONS["wrong_shape"][0])
+    write_submission(root, "b_sleeper", "import time\ntime.sleep(120)\n\ndef build_model():\n    return None\n")
+    write_submission(root, "c_crash", SUBMISSIONS["import_error"][0])
+    script = ("import sys; from tinytorch.tito.olympics.grader import grade_all; "
+              "from tinytorch.tito.olympics.sandbox import Limits; "
+              "grade_all(sys.argv[1], sys.argv[2], limits=Limits(timeout_s=100, memory_bytes=2**30), seed=0)")
+    child = subprocess.Popen([sys.executable, "-c", script, str(root), str(out)], env={**os.environ, "TMPDIR": str(private)})
+    try:
+        end = time.time() + 60
+        while time.time() < end and not (list(private.glob("tinytorch-olympics-submission-*"))
+                                          and (out / "submissions" / "a_shape.json").exists()):
+            time.sleep(0.1)
+        time.sleep(1.0)                                          # the sleeper is being built now
+        assert child.poll() is None, "the grader ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and set(partial["pending"]) == {"b_sleeper", "c_crash"}
+    assert partial["submissions"]["a_shape"]["status"] == "invalid"
+    assert list(private.glob("tinytorch-olympics-*"))            # what the dead grader left behind
+    lines = []
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    results = grade_all(root, out, limits=Limits(timeout_s=3, memory_bytes=2**30), seed=0, progress=lines.append)
+    assert any(line.startswith("removed what a grader that died left behind: sandbox") for line in lines), lines
+    assert any("unchanged since" in line and "kept" in line for line in lines)      # a_shape was not graded again
+    assert {k: r["status"] for k, r in results["submissions"].items()} == {
+        "a_shape": "invalid", "b_sleeper": "timeout", "c_crash": "crashed"}
+    assert results["complete"] is True and list(private.iterdir()) == []
+    assert len(results["stale_cleanup"]) >= 2
+    for base in sandbox.cgroup_bases().values():
+        if isinstance(base, str) and os.path.isdir(base):
+            assert not [p for p in os.listdir(base) if p.startswith(f"w{child.pid}.")]
+
+
+def test_require_isolation_refuses_and_writes_nothing(tmp_path, monkeypatch):
+    import types
+
+    from tinytorch.tito.tree import TitoError
+
+    weak = sandbox.IsolationPlan(jail=False, userns=False, cgroups={}, mechanisms={}, missing=("no jail (forced)",))
+    monkeypatch.setattr(grader, "isolation_plan", lambda: weak)
+    monkeypatch.setattr(sandbox, "isolation_plan", lambda: weak)
+    write_submission(tmp_path / "subs", "fine", GOOD)
+    with pytest.raises(sandbox.SandboxError, match="no jail"):
+        grade_all(tmp_path / "subs", tmp_path / "out", limits=LIMITS, require_isolation=True)
+    assert not (tmp_path / "out").exists()
+    args = types.SimpleNamespace(submissions=str(tmp_path / "subs"), out=str(tmp_path / "out"), force=False,
+                                 timeout=None, data=None, entries="latest", require_isolation=True)
+    with pytest.raises(TitoError, match="nothing was graded"):
+        grader.cmd_olympics_grade(args, types.SimpleNamespace(root=tmp_path), print)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ private test data
+def _digits():
+    from tinytorch.benchmarking.harness import dataset_arrays
+
+    return dataset_arrays(load_digits("test"))
+
+
+def test_data_file_is_read_checked_and_recorded(tmp_path):
+    import hashlib
+    import types
+
+    x, y = _digits()
+    path = tmp_path / "private.npz"
+    np.savez(path, inputs=x[:200], labels=y[:200])
+    got_x, got_y, described = grader.load_data_file(path)
+    assert got_x.shape == (200, 1, 8, 8) and np.array_equal(got_y, y[:200])
+    assert described["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert described["public"] is False and described["rows"] == 200
+    write_submission(tmp_path / "subs", "shape", SUBMISSIONS["wrong_shape"][0])
+    args = types.SimpleNamespace(submissions=str(tmp_path / "subs"), out=str(tmp_path / "out"), force=False,
+                                 timeout=10, data=str(path), entries="latest", require_isolation=False)
+    lines = []
+    assert grader.cmd_olympics_grade(args, types.SimpleNamespace(root=tmp_path), lines.append) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["data"] == json.loads(json.dumps(described))
+    assert not any("public data" in line for line in lines)
+    from tinytorch.tito.olympics.leaderboard import format_leaderboard
+
+    assert "private.npz (200 rows, sha256 " in format_leaderboard(results)
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"inputs": "X"}, "no array 'labels'"),
+    ({"x": "X", "y": "y"}, "no array 'inputs' or 'labels' (it holds 'x', 'y')"),
+    ({"inputs": "X", "labels": "y+10"}, "integers in 0..9"),
+    ({"inputs": "X", "labels": "y[:5]"}, "one label per input row"),
+    ({"inputs": "flat", "labels": "y"}, "the baseline digits_cnn cannot read these inputs of shape (64,)"),
+    ({"inputs": "nan", "labels": "y"}, "NaN or infinite"),
+    ({"inputs": "objects", "labels": "y"}, "not an .npz archive of plain arrays"),
+])
+def test_bad_data_files_are_one_clear_error(tmp_path, arrays, words):
+    x, y = _digits()
+    values = {"X": x[:20], "y": y[:20], "y+10": y[:20] + 10, "y[:5]": y[:5], "flat": x[:20].reshape(20, 64),
+              "nan": np.full_like(x[:20], np.nan), "objects": np.array([{"a": 1}] * 20, dtype=object)}
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{key: values[name] for key, name in arrays.items()})
+    with pytest.raises(ValueError) as caught:
+        grader.load_data_file(path)
+    assert words in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_data_file_that_is_not_a_file(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for path, words in ((tmp_path / "missing.npz", "no such file"), (tmp_path, "a folder"),
+                        (tmp_path / "junk.npz", "np.load can read")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            grader.load_data_file(path)

@@ -358,7 +358,7 @@ def test_user_namespace_path(tmp_path):
     folder = submission(tmp_path, """
     def build_model():
         status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
-        report(uid=os.getuid(), caps=status["CapEff"].strip(), shadow=attempt(lambda: open("/etc/shadow").read()),
+        report(uid=os.getuid(), caps=status["CapEff"].strip(), bounding=status["CapBnd"].strip(), shadow=attempt(lambda: open("/etc/shadow").read()),
                write_package=attempt(lambda: open(__import__("tinytorch").__file__, "a").write("#")),
                setuid=attempt(lambda: os.setuid(0)), mount=attempt(lambda: os.listdir("/proc/1/root")),
                pid=os.getpid())
@@ -370,7 +370,8 @@ def test_user_namespace_path(tmp_path):
         assert message["type"] == "ready", message
     finally:
         finish(worker, box)
-    assert found["uid"] == 1000 and int(found["caps"], 16) == 0 and found["pid"] == 2
+    assert found["uid"] == 1000 and int(found["caps"], 16) == 0 and int(found["bounding"], 16) == 0
+    assert found["pid"] == 2
     for key in ("shadow", "write_package", "setuid", "mount"):
         assert found[key][0] == "refused", (key, found[key])
 
@@ -431,3 +432,107 @@ def test_baseline_worker_runs_jailed():
     assert worker.max_rss_bytes() > 0
     if worker.plan.cgroups:
         assert worker.peak_memory_bytes() > 10 * 2**20 and worker.oom_killed() is False
+
+
+UNPRIVILEGED_CHECK = r"""
+import ctypes, json, os, sys, time
+pid = os.fork()
+if pid == 0:    # can this user make a user namespace at all (the kernel or a policy may forbid it)?
+    os._exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0 else 1)
+userns_ok = os.waitpid(pid, 0)[1] == 0
+from tinytorch.tito.olympics import sandbox
+plan = sandbox.isolation_plan()
+result = {"euid": os.geteuid(), "userns_ok": userns_ok, "jail": plan.jail, "userns": plan.userns,
+          "missing": list(plan.missing)}
+if plan.jail:
+    box = sandbox.Sandbox(sys.argv[1], "unprivileged")
+    worker = sandbox.WorkerProcess(box, ("submission", None), sandbox.Limits(timeout_s=20), None)
+    try:
+        worker.start()
+        message, _ = worker.receive(time.perf_counter() + 15)
+        result["message"] = message.get("type")
+    except Exception as exc:
+        result["message"] = repr(exc)
+    finally:
+        tail = worker.stderr_tail()
+        worker.stop(polite=False)
+        box.cleanup()
+    line = next((l for l in reversed(tail.splitlines()) if l.startswith("FINDINGS ")), None)
+    result["found"] = json.loads(line[len("FINDINGS "):]) if line else tail[-1500:]
+print("RESULT " + json.dumps(result))
+"""
+
+
+def test_unprivileged_grader_gets_a_jail():
+    """A grader that is not root (here: nobody, via su): the user-namespace jail is set up for real (nested user
+    namespace, no capabilities at all, PID/mount/network namespaces); only cgroups may be missing."""
+    import pwd
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("su") is None:
+        pytest.skip("needs root and su to run a grader as an unprivileged user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+
+    def as_nobody(command, folder, timeout):
+        env = f"HOME={folder} TMPDIR={folder} PATH=/usr/bin:/bin LC_ALL=C.UTF-8"
+        return subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", f"cd {folder} && env -i {env} {command}"],
+                              capture_output=True, text=True, timeout=timeout)
+
+    import tinytorch
+
+    package = Path(tinytorch.__file__).resolve().parent
+    folder = Path(tempfile.mkdtemp(prefix="tinytorch-unprivileged-test-"))
+    try:
+        (folder / "sub").mkdir()
+        (folder / "sub" / "submission.py").write_text(PRELUDE + textwrap.dedent(f"""
+        PACKAGE = {str(package)!r}
+        def build_model():
+            import socket, tinytorch
+            status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+            report(uid=os.getresuid(), pid=os.getpid(), pids=sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                   caps={{key: int(status[key], 16) for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}},
+                   no_new_privs=status["NoNewPrivs"].strip(),
+                   write_package=attempt(lambda: open(tinytorch.__file__, "a").write("#")),
+                   write_real=attempt(lambda: open(PACKAGE + "/forged.txt", "w").write("#")),
+                   write_work=attempt(lambda: open("/work/forged.txt", "w").write("#")),
+                   shadow=attempt(lambda: open("/etc/shadow").read()), setuid=attempt(lambda: os.setuid(0)),
+                   init_root=attempt(lambda: os.listdir("/proc/1/root")),
+                   interfaces=[n for _, n in socket.if_nameindex()], root=sorted(os.listdir("/")))
+            return lambda x: x
+        """))
+        (folder / "check.py").write_text(UNPRIVILEGED_CHECK)
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        try:
+            ran = as_nobody(f"{sys.executable} -I -c pass", folder, 10)
+        except subprocess.TimeoutExpired:
+            pytest.skip("su nobody did not answer")
+        if ran.returncode != 0:
+            pytest.skip(f"nobody cannot run this Python ({sys.executable}): {ran.stderr.strip()[-300:]}")
+        ran = as_nobody(f"{sys.executable} check.py {folder / 'sub'}", folder, 25)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    line = next((l for l in ran.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line, (ran.returncode, ran.stdout[-1500:], ran.stderr[-1500:])
+    result = json.loads(line[len("RESULT "):])
+    assert result["euid"] == nobody.pw_uid and result["userns"] is True
+    if not result["userns_ok"]:
+        pytest.skip(f"user namespaces are not allowed to an unprivileged user here: {result['missing']}")
+    assert result["jail"], result["missing"]
+    assert not [m for m in result["missing"] if m.startswith("jail")], result["missing"]
+    assert result["message"] == "ready", result
+    found = result["found"]
+    assert isinstance(found, dict), found
+    assert found["uid"] == [1000, 1000, 1000] and found["pid"] == 2 and max(found["pids"]) <= 3
+    assert found["caps"] == {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": 0, "CapAmb": 0}, found["caps"]
+    assert found["no_new_privs"] == "1" and found["interfaces"] == ["lo"]
+    for key in ("write_package", "write_real", "write_work", "shadow", "setuid", "init_root"):
+        assert found[key][0] == "refused", (key, found[key])
+    assert "shadow" not in found["root"] and set(found["root"]) <= {"usr", "bin", "lib", "lib64", "sbin", "lib32",
+                                                                   "libx32", "root", "opt", "etc", "dev", "proc",
+                                                                   "tmp", "work"}
+    assert not (package / "forged.txt").exists()

@@ -225,11 +225,12 @@ see docs/grading.md."""
 OLYMPICS_EXAMPLE = """\
 example:
   tito olympics submit my_entry --event latency_sprint     (a student: validate and pack my_entry.zip)
-  tito olympics grade submissions --out results/olympics   (one sub-folder or .zip per submission)
+  tito olympics grade submissions --out results/olympics --data private_test.npz --require-isolation
   tito olympics leaderboard results/olympics
 
-every submission gets a status (ok, invalid, timeout, crashed, out of memory, constraint not met); a broken
-one never stops the others. Instructors: see docs/grading.md in the TinyTorch repository."""
+every submission gets a status (ok, invalid, timeout, crashed, out of memory, constraint not met, grader
+error); a broken or hostile one never stops the others. Without --data the public digits test split is used,
+which a model can memorise: its scores prove little. Instructors: see docs/grading.md (the threat model)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

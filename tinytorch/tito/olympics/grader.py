@@ -632,6 +632,9 @@ def load_data_file(path, baseline_name="digits_cnn"):
     if size > MAX_DATA_BYTES:
         raise ValueError(f"{where}: {size} bytes, over the {MAX_DATA_BYTES}-byte limit for test data")
     blob = path.read_bytes()
+    if not blob.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{where}: not an .npz archive np.load can read (an .npz is a zip file; this one starts with "
+                         f"{blob[:8]!r}); {how}")
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             keys = list(archive.files)

@@ -22,9 +22,11 @@ It uses only the standard library (ctypes on libc: Python 3.11 has no os.unshare
    pivot_root into it and detach the old root; the root itself is then remounted read-only;
 6. loopback up, hostname; in the worker (PID 2): rlimits (CPU, AS, FSIZE, CORE=0, NPROC), then the privilege drop: a grader
    running as root gives the worker a uid/gid of its own (setgroups([]), setresgid, setresuid); otherwise
-   a nested user namespace maps an unprivileged inner uid onto the setup uid, so exec drops every
-   capability (the bubblewrap method). PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG again (credentials changed),
-   every fd but 0, 1, 2 closed, execve.
+   a nested user namespace maps an unprivileged inner uid onto the setup uid (the bubblewrap method; the
+   worker first makes itself dumpable again, else its /proc/self/uid_map etc. belong to root and cannot be
+   written). Either way the bounding and ambient sets are cleared, capset empties the rest, and the launcher
+   checks /proc/self/status shows no capability left. PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG again
+   (credentials changed), every fd but 0, 1, 2 closed, execve.
 
 Any failure before execve is written to the status fd as "E<message>" and the launcher exits with
 SETUP_FAILED; the parent turns that into a SandboxError (the grader's problem, not the submission's).
@@ -49,6 +51,8 @@ MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 16384, 1 << 18, 1 << 21, 1 << 24
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 ST_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
             (getattr(os, "ST_NOATIME", 1024), MS_NOATIME), (getattr(os, "ST_NODIRATIME", 2048), MS_NODIRATIME),
             (getattr(os, "ST_RELATIME", 4096), MS_RELATIME))
@@ -65,6 +69,7 @@ _libc.unshare.argtypes = (ctypes.c_int,)
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
 _libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
 _libc.syscall.restype = ctypes.c_long
+_libc.capset.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
 
 
 class JailError(Exception):
@@ -207,27 +212,66 @@ def _limits(config):
             raise JailError(f"setrlimit(RLIMIT_{name}, {value}): {exc}") from None
 
 
+def _clear_bounding_set():
+    """Drop every capability from the bounding set (needs CAP_SETPCAP in the current user namespace) and clear
+    the ambient set: no later execve can gain a capability back."""
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1:
+            if ctypes.get_errno() == errno.EINVAL:    # past the kernel's last capability
+                break
+            _check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
+    if _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 and ctypes.get_errno() != errno.EINVAL:
+        _check(-1, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)")
+
+
+def _clear_capabilities():
+    """Empty effective, permitted and inheritable sets (capset: lowering is always allowed)."""
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset(empty)")
+
+
+def _capabilities():
+    """{"CapInh": .., "CapPrm": .., "CapEff": .., "CapBnd": .., "CapAmb": ..} of this process (ints)."""
+    with open("/proc/self/status") as status:
+        return {key: int(value, 16) for key, _, value in (line.partition(":") for line in status)
+                if key.startswith("Cap")}
+
+
 def _drop(config):
-    if config["userns"]:     # nested user namespace: exec with a non-zero uid there drops every capability
+    if config["userns"]:
+        # A nested user namespace whose only id, INNER_UID, maps onto the setup uid (0 of the outer one, the
+        # grader's uid outside): the worker is not root anywhere and holds no capability in any namespace.
+        # The init made itself non-dumpable and this fork inherited that: the files of a non-dumpable process's
+        # /proc/<pid> belong to (global) root, so the nested namespace could not open its own setgroups,
+        # uid_map and gid_map (EACCES). Dumpable again, they belong to the process's own uid; the worker is
+        # about to exec anyway (execve makes a process dumpable again), and only the init shares the jail.
+        prctl(PR_SET_DUMPABLE, 1)
         unshare(CLONE_NEWUSER)
         _map_ids(INNER_UID, (0, 0))
-        if os.getuid() != INNER_UID:
-            raise JailError(f"nested user namespace: uid is {os.getuid()}, expected {INNER_UID}")
+        if os.getresuid() != (INNER_UID,) * 3 or os.getresgid() != (INNER_UID,) * 3:
+            raise JailError(f"nested user namespace: ids are {os.getresuid()}/{os.getresgid()}, expected {INNER_UID}")
+        _clear_bounding_set()     # CAP_SETPCAP is held in the new namespace until the capset below
     else:
         uid, gid = config["uid"], config["gid"]
+        _clear_bounding_set()
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
         if os.getresuid() != (uid, uid, uid) or os.getgroups():
             raise JailError(f"privilege drop to uid {uid} did not hold: {os.getresuid()}, groups {os.getgroups()}")
-        try:
-            os.setuid(0)
-        except PermissionError:
-            pass
-        else:
-            raise JailError("privilege drop: setuid(0) still succeeds")
+    _clear_capabilities()
+    try:
+        os.setuid(0)
+    except OSError:     # EPERM; EINVAL in the nested namespace, where no id maps to 0
+        pass
+    else:
+        raise JailError("privilege drop: setuid(0) still succeeds")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # cleared by the credential change: set again
+    left = {key: value for key, value in _capabilities().items() if value}
+    if left:
+        raise JailError(f"privilege drop: capabilities left {', '.join(f'{k}={v:x}' for k, v in left.items())}")
 
 
 def _report(status_fd, exc):

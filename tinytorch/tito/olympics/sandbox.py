@@ -5,7 +5,7 @@ uid/gid of its own (or a nested user namespace when the grader is not root), its
 IPC and UTS namespaces, a private root holding only read-only system folders, Python, the venv and the
 tinytorch package, its folder read-only at /work and a private size-limited /tmp; cgroups (memory, pids,
 freezer, cpuset) cover it and everything it starts. Otherwise (isolation_plan().complete is False and says
-what is missing) a worker gets today's weaker launch: its own process group, a private writable copy of the
+what is missing) a worker gets the weaker launch: its own process group, a private writable copy of the
 submission as cwd, a sanitized environment, RLIMIT_AS / RLIMIT_FSIZE, and no network where `unshare` allows
 it (else sockets are blocked inside the worker). Every exchange has a wall-clock deadline either way.
 
