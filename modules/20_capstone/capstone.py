@@ -797,7 +797,7 @@ for event, ranked in results.items():
 #   grader keeps the labels and its own clock: it sends the test inputs in a secret shuffled order,
 #   computes accuracy itself, and times the submission and the baseline alternately with its own
 #   clock on batches of fresh inputs never seen before, so patching timers, caching answers or
-#   memorising the order gains nothing. It does so in four sessions, each with a fresh pair of
+#   memorising the order gains nothing. It does so in five sessions, each with a fresh pair of
 #   worker processes: on a shared machine a
 #   process keeps the speed its memory layout and scheduling gave it for its whole life, so the
 #   speed-up interval (`session_ratio_ci`, a two-level bootstrap) must include how much that

@@ -52,12 +52,12 @@ class Limits:
     memory_bytes: int = 2 * 2**30           # RLIMIT_AS (address space) of each worker
     file_bytes: int = 256 * 2**20           # RLIMIT_FSIZE: the largest file a worker may write
     batch_size: int = 64                    # test inputs per predict request
-    latency_rounds: int = 24                # A/B rounds per session (one submission request, one baseline request each)
+    latency_rounds: int = 20                # A/B rounds per session (one submission request, one baseline request each)
     min_rounds: int = 10                    # rounds measured even when latency_budget_s runs out
     min_request_ms: float = 20.0            # calls per request are calibrated so a request lasts about this
     latency_budget_s: float = 15.0          # stop adding rounds after this long (once min_rounds are done)
     max_state_bytes: int = 512 * 2**20      # largest state_dict file the parent agrees to read
-    latency_sessions: int = 4               # fresh worker pairs timed one after the other (process-level replicates)
+    latency_sessions: int = 5               # fresh worker pairs timed one after the other (process-level replicates)
 
     def __post_init__(self):
         for name in ("timeout_s", "min_request_ms", "latency_budget_s"):
