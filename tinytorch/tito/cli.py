@@ -88,6 +88,17 @@ def _table(tree: Tree, with_details: bool) -> int:
 
 
 def cmd_module_list(args, tree: Tree) -> int:
+    if getattr(args, "stats", False):
+        from .stats import module_stats, stats_rows
+
+        rows = stats_rows(module_stats(tree.modules))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        say()
+        say("student share = solution lines / code lines of the #| export cells (non-blank, non-comment); an exercise "
+            "is 'mostly checks' when more than half of its lines are raise statements and their guards")
+        return 0
     return _table(tree, with_details=False)
 
 
@@ -246,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     module = sub.add_parser("module", help="work on one module: list, status, start, reset, test, complete")
     msub = module.add_subparsers(dest="action", metavar="{list,status,start,reset,test,complete}", required=True)
-    msub.add_parser("list", help="number, title, export target and state of every module").set_defaults(func=cmd_module_list)
+    mlist = msub.add_parser("list", help="number, title, export target and state of every module")
+    mlist.add_argument("--stats", action="store_true",
+                       help="instructor tree: lines, exercises, solution lines and student share of every module")
+    mlist.set_defaults(func=cmd_module_list)
     msub.add_parser("status", help="like list, plus what was completed when").set_defaults(func=cmd_module_status)
     for name, func, text in (("start", cmd_module_start, "where the notebook is and how to open it"),
                              ("test", cmd_module_test, "run the notebook headless and tests/NN_name/"),
