@@ -109,7 +109,7 @@ def latency_method(runs, limits, timer):
                             "batch at the end of each session"),
             "calls_per_request": runs["sub"]["calls"], "baseline_calls_per_request": runs["base"]["calls"],
             "min_request_ms": limits.min_request_ms, "rounds": len(runs["sub"]["rows"]),
-            "interleaving": "A B A B ...: one submission request, then one baseline request, per round",
+            "interleaving": "A B B A ...: one submission and one baseline request per round, the first side alternating",
             "timer_overhead_ns": timer.overhead_ns, "timer_resolution_ns": timer.resolution_ns,
             "includes": ("the IPC round trip of each request (timing_check.baseline_gap_ms_median), on both sides; "
                          "requests of equal length keep its share of the ratio equal"),

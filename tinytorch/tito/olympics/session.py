@@ -4,7 +4,7 @@ what is timed the model that is scored (used by grader.py; the workers are sandb
 The parent keeps the labels and the clock it trusts:
 - accuracy: the test inputs go out in an order shuffled by the run's secret Generator, in batches of
   Limits.batch_size; the parent un-shuffles the outputs and scores them;
-- latency: A B A B ... "time" requests. Each request carries `calls` batches of Limits.batch_size DISTINCT
+- latency: A B B A ... "time" requests. Each request carries `calls` batches of Limits.batch_size DISTINCT
   inputs (test rows drawn at random plus fresh Gaussian noise, so no input is ever seen twice and no
   answer can be looked up); per-batch ms = the PARENT's wall time / calls. The worker returns every timed
   call's outputs, and the parent predicts a sample of the same inputs again in one ordinary batch at the
@@ -16,7 +16,6 @@ The parent keeps the labels and the clock it trusts:
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import signal
@@ -57,13 +56,13 @@ def _int_ns(value):
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def state_sizes(arrays):
-    """{"parameter_bytes", "serialized_bytes", "entries"} of state arrays, measured by the parent:
-    parameter bytes = sum of nbytes; serialized bytes = the size of np.savez of them, written here."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **{f"a{k}": a for k, a in enumerate(arrays)})
-    return {"parameter_bytes": int(sum(a.nbytes for a in arrays)), "serialized_bytes": len(buffer.getvalue()),
-            "entries": len(arrays)}
+def _state_names(ready, arrays):
+    """The state's entry names from a "ready" header, or None unless they are distinct strings, one per array."""
+    names = ready.get("names")
+    if not isinstance(names, list) or len(names) != len(arrays) or not all(isinstance(n, str) for n in names) \
+            or len(set(names)) != len(names):
+        return None
+    return names
 
 
 def outputs_disagree(expected, got):
@@ -147,19 +146,15 @@ class Session:
         return min(self.limits.max_state_bytes, protocol.ARRAY_LIMIT * 2)
 
     def start(self):
-        """Launch both workers at once (their imports and builds run side by side), then wait for each:
-        (the baseline's state sizes, what start_submission returns)."""
+        """Launch both workers at once (their imports and builds run side by side; the submission's timeout
+        clock starts at its launch), then wait for each: (the baseline's state sizes, (the submission's state
+        sizes or None, why it has none, its state names, its arrays))."""
         self.stage = "starting the baseline"
         self.base.start()
-        self._launch_submission()
+        self.sub.start()
+        self.deadline = self.sub.started + self.limits.timeout_s
         sizes = self._baseline_ready()
         return sizes, self._submission_ready()
-
-    def start_baseline(self):
-        """Start the baseline, wait for it, and measure its state before the submission starts."""
-        self.stage = "starting the baseline"
-        self.base.start()
-        return self._baseline_ready()
 
     def _baseline_ready(self):
         try:
@@ -169,7 +164,10 @@ class Session:
             raise GraderError(f"the baseline worker did not start: {exc}; stderr: {self.base.stderr_tail()[-800:]}") from exc
         if ready.get("type") != "ready" or ready.get("state") != "saved":
             raise GraderError(f"the baseline worker did not start: {str(ready)[:300]}")
-        return state_sizes(arrays)
+        names = _state_names(ready, arrays)
+        if names is None:
+            raise GraderError("the baseline worker's state names do not match its arrays")
+        return protocol.state_summary(dict(zip(names, arrays)))
 
     # -- talking to the submission: failures are its own
     def _died(self, exc):
@@ -222,16 +220,6 @@ class Session:
         reply, out, t0, t1 = self._sub_wait(lambda: self.sub.request(header, arrays, self.deadline))
         return self._reply(reply), out, t0, t1
 
-    def start_submission(self):
-        """Start the submission's worker (the timeout clock starts here): (sizes or None, why not, state names,
-        arrays)."""
-        self._launch_submission()
-        return self._submission_ready()
-
-    def _launch_submission(self):
-        self.sub.start()
-        self.deadline = self.sub.started + self.limits.timeout_s
-
     def _submission_ready(self):
         self.stage = "importing submission.py and calling build_model()"
         ready, arrays = self._sub_wait(lambda: protocol.recv(self.sub.from_fd, self.deadline, self._state_limit()))
@@ -240,10 +228,10 @@ class Session:
             raise Outcome("invalid", f"broke the grading protocol while {self.stage} (got {str(ready)[:200]})")
         if ready.get("state") != "saved":
             return None, str(ready.get("why", "no state_dict"))[:500], [], []
-        names = ready.get("names")
-        if not isinstance(names, list) or len(names) != len(arrays) or not all(isinstance(n, str) for n in names):
-            raise Outcome("invalid", "broke the grading protocol: the state names do not match its arrays")
-        return state_sizes(arrays), None, names, arrays
+        names = _state_names(ready, arrays)
+        if names is None:
+            raise Outcome("invalid", "broke the grading protocol: the state names are not distinct strings, one per array")
+        return protocol.state_summary(dict(zip(names, arrays))), None, names, arrays
 
     # -- requests both sides answer
     def predict(self, which, batch, classes):
