@@ -20,7 +20,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 KEPT_CELL_METADATA = ("nbgrader", "tags")
 # nbdev directives the course uses; anything else is almost always a typo that would silently
 # drop a cell from the package (e.g. `#| exprot`).
-DIRECTIVES = {"default_exp": (1, 1), "export": (0, 1), "exporti": (0, 1), "exports": (0, 1), "hide": (0, 0)}
+DIRECTIVES = {"default_exp": (1, 1), "export": (0, 1), "exporti": (0, 1), "exports": (0, 1), "hide": (0, 0),
+              "notebook_import": (2, 10_000)}
 EXPORT_DIRECTIVES = {"export", "exporti", "exports"}
 NBGRADER_KEYS = ("grade", "grade_id", "locked", "solution", "schema_version")
 NBGRADER_SCHEMA = 3
@@ -154,26 +155,50 @@ def is_export_cell(cell) -> bool:
 
 
 # --- validation ---------------------------------------------------------------------------------
-def validate(nb: nbformat.NotebookNode, where: str, module: ModuleInfo) -> str | None:
+def validate(nb: nbformat.NotebookNode, where: str, module: ModuleInfo, given: bool = False) -> str | None:
     """Check a module notebook before anything is exported from it; return its export target.
 
     Raises TitoError naming the notebook and cell for: unknown or misplaced directives, a missing or
     wrong `default_exp`, a code cell that is not valid Python, bad nbgrader metadata, and solution
-    markers that are unbalanced or outside solution cells.
+    markers that are unbalanced or outside solution cells. A given-code notebook (given=True) ships solved:
+    it has no solution regions and no graded cells, says at its top that it is given, and exports to files
+    of its own (not a module map target).
     """
+    if given:
+        _check_given(nb, where, module)
     target = None
     has_export = False
     grade_ids: dict[str, int] = {}
+    exported: set[str] = set()          # every file this notebook exports to (dotted, with tinytorch.)
+    same_notebook: list[tuple[str, int, str]] = []  # (cell label, line, module) of each `#| notebook_import`
     visible = " (as " not in where  # a notebook a student opens (not an instructor's module source)
     for index, cell in enumerate(nb.cells):
         label = cell_label(where, index, cell, nb.cells if visible else None)
         if cell.cell_type == "code":
-            for name, args, lineno in _checked_directives(cell.source, label):
+            found = _checked_directives(cell.source, label)
+            cell_exports = [args for name, args, _ in found if name in EXPORT_DIRECTIVES]
+            exported.update(f"{LIB_NAME}.{args[0]}" for args in cell_exports if args)
+            if sum(name == "notebook_import" for name, _, _ in found) > 1:
+                raise TitoError(f"{label}: a second `#| notebook_import` line in one cell (nbdev keeps only the last); "
+                                "list every module and its names on one line")
+            for name, args, lineno in found:
+                if name == "notebook_import":
+                    if not cell_exports:
+                        raise TitoError(f"{label}, line {lineno}: `#| notebook_import` only belongs in an `#| export` "
+                                        "cell (it adds an import to the exported copy of the cell); export the cell "
+                                        "or write a plain import")
+                    same_notebook.extend((label, lineno, module) for module, _ in notebook_import_groups(args))
                 if name == "default_exp":
                     if target is not None:
                         raise TitoError(f"{label}: a second `#| default_exp`; a notebook has exactly one")
                     target = f"{LIB_NAME}.{args[0]}"
-                    if not target_allowed(module.number, target):
+                    if given:
+                        taken = [n for n, (_, t) in MODULE_MAP.items() if t == target]
+                        if taken:
+                            raise TitoError(f"{label}: a given-code notebook exports to files of its own, but "
+                                            f"{target} is module {taken[0]:02d}'s lesson target in the module map; "
+                                            "choose another `#| default_exp`")
+                    elif not target_allowed(module.number, target):
                         raise TitoError(
                             f"{label}: `#| default_exp {args[0]}` exports to {target}, but the module map says "
                             f"module {module.number:02d} exports to {MODULE_MAP[module.number][1]}"
@@ -185,7 +210,54 @@ def validate(nb: nbformat.NotebookNode, where: str, module: ModuleInfo) -> str |
         _check_markers(cell, label)
     if has_export and target is None:
         raise TitoError(f"{where}: cells are marked `#| export` but no cell says `#| default_exp <module>`; add one near the top")
+    if target is not None:
+        exported.add(target)
+    for label, lineno, module in same_notebook:
+        if f"{LIB_NAME}.{module}" not in exported:
+            mine = ", ".join(sorted(name.removeprefix(f"{LIB_NAME}.") for name in exported)) or "none"
+            raise TitoError(f"{label}, line {lineno}: `#| notebook_import {module} ...` names a file this notebook "
+                            f"does not export (it exports: {mine}); import other modules with a plain `from "
+                            f"{LIB_NAME}.{module} import ...` line")
     return target
+
+
+def _check_given(nb: nbformat.NotebookNode, where: str, module: ModuleInfo) -> None:
+    from .tree import GIVEN_TITLE
+
+    title = next((cell.source.strip().splitlines()[0] for cell in nb.cells
+                  if cell.cell_type == "markdown" and cell.source.strip()), "")
+    if not title.startswith(GIVEN_TITLE):
+        raise TitoError(f"{where}: a given-code notebook's first markdown cell is titled `{GIVEN_TITLE} <what it holds>`, "
+                        f"saying that it ships solved; it starts {title[:60]!r}")
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") or meta.get("grade") or BEGIN_SOLUTION in cell.source or END_SOLUTION in cell.source:
+            raise TitoError(f"{cell_label(where, index, cell)}: a given-code notebook has no exercises (no solution "
+                            f"regions, no graded cells); move the exercise into the lesson {module.slug}")
+
+
+def notebook_import_groups(args: list[str]) -> list[tuple[str, list[str]]]:
+    """The (module, names) groups of a `#| notebook_import` directive's arguments: a token with a dot starts a
+    module (written without `tinytorch.`, as in `#| export`), the dot-free tokens after it are names from it."""
+    groups: list[tuple[str, list[str]]] = []
+    for arg in args:
+        if "." in arg:
+            groups.append((arg, []))
+        elif not groups:
+            raise TitoError(f"`#| notebook_import {' '.join(args)}` must start with a module (a dotted name such as "
+                            f"benchmarking.stats), then the names to import from it; {arg!r} comes first")
+        else:
+            groups[-1][1].append(arg)
+    for module, names in groups:
+        if not names:
+            raise TitoError(f"`#| notebook_import {' '.join(args)}`: no names follow {module}; list the names the "
+                            "exported cell uses from it")
+    return groups
+
+
+def notebook_import_lines(args: list[str]) -> str:
+    """The import statements the exported copy of a cell gets for its `#| notebook_import` arguments."""
+    return "".join(f"from {LIB_NAME}.{module} import {', '.join(names)}\n" for module, names in notebook_import_groups(args))
 
 
 def _checked_directives(source: str, label: str):
@@ -196,8 +268,15 @@ def _checked_directives(source: str, label: str):
             raise TitoError(f"{label}, line {lineno}: unknown directive `#| {name}`; known directives are {known}")
         lo, hi = DIRECTIVES[name]
         if not lo <= len(args) <= hi or any(not _DOTTED.match(arg) for arg in args):
-            shape = "a dotted module name, e.g. `#| default_exp core.tensor`" if lo else "at most one dotted module name"
+            shape = ("a module, then the names the cell uses from it, e.g. `#| notebook_import benchmarking.stats "
+                     "median_interval`" if name == "notebook_import"
+                     else "a dotted module name, e.g. `#| default_exp core.tensor`" if lo else "at most one dotted module name")
             raise TitoError(f"{label}, line {lineno}: `#| {name} {' '.join(args)}` is malformed; it takes {shape}")
+        if name == "notebook_import":
+            try:
+                notebook_import_groups(args)
+            except TitoError as exc:
+                raise TitoError(f"{label}, line {lineno}: {exc}") from None
     top = {lineno for _, _, lineno in found}
     for lineno, line in enumerate(source.splitlines(), start=1):
         if _DIRECTIVE_LINE.match(line) and lineno not in top:

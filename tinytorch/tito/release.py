@@ -109,9 +109,18 @@ def _assemble(tree: Tree, dest: Path, exercises: list[ModuleInfo]) -> dict:
         data = notebook_bytes(nb)
         atomic_write_bytes(dest / "nbs" / f"{module.slug}.ipynb", data)
         atomic_write_bytes(dest / STUDENT_EDITION_DIR / f"{module.slug}.ipynb", data)
+        for stem in module.given:  # given code ships solved in every edition
+            source = module.given_source(stem)
+            given = source_to_notebook(source)
+            validate(given, module.rel(source), module, given=True)
+            data = notebook_bytes(given)
+            atomic_write_bytes(dest / "nbs" / f"{module.slug}.{stem}.ipynb", data)
+            atomic_write_bytes(dest / STUDENT_EDITION_DIR / f"{module.slug}.{stem}.ipynb", data)
     student_tree = Tree(dest)
     solved = [m for m in student_tree.modules if m.number not in exercise_numbers]
-    install(student_tree, build(student_tree, solved, from_sources=False), complete=False)
+    # Solved modules ship with their package files; exercise modules with those of their given-code notebooks.
+    install(student_tree, build(student_tree, student_tree.modules, from_sources=False,
+                                given_only=tuple(sorted(exercise_numbers))), complete=False)
     atomic_write_bytes(dest / "README.md", student_readme(tree, exercises, solved).encode("utf-8"))
     _check_no_solutions(tree, dest, exercises)
     manifest = {
@@ -183,6 +192,8 @@ def _check_no_solutions(tree: Tree, dest: Path, exercises: list[ModuleInfo]) -> 
     for module in tree.modules:
         inside, outside = solution_lines(module.source.read_text(encoding="utf-8"))
         public |= outside
+        for stem in module.given:  # given code is public: it ships solved
+            public |= set().union(*solution_lines(module.given_source(stem).read_text(encoding="utf-8")))
         if module in exercises:
             secret |= inside
         else:

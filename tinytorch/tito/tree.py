@@ -90,6 +90,7 @@ class ModuleInfo:
     export_target: str | None
     root: Path
     source: Path | None  # modules/NN_name/name.py (instructor trees only)
+    given: tuple[str, ...] = ()  # stems of the module's given-code notebooks (modules/NN_name/<stem>.py)
 
     @property
     def slug(self) -> str:
@@ -97,11 +98,27 @@ class ModuleInfo:
 
     @property
     def notebook(self) -> Path:
+        """The lesson notebook, the one with the student's exercises."""
         return self.root / "nbs" / f"{self.slug}.ipynb"
 
     @property
     def pristine(self) -> Path:
         return self.root / STUDENT_EDITION_DIR / f"{self.slug}.ipynb"
+
+    def given_notebook(self, stem: str) -> Path:
+        """nbs/NN_name.<stem>.ipynb: a notebook of given code (ships solved in every edition)."""
+        return self.root / "nbs" / f"{self.slug}.{stem}.ipynb"
+
+    def given_source(self, stem: str) -> Path:
+        return self.root / "modules" / self.slug / f"{stem}.py"
+
+    def given_pristine(self, stem: str) -> Path:
+        return self.root / STUDENT_EDITION_DIR / f"{self.slug}.{stem}.ipynb"
+
+    @property
+    def notebooks(self) -> list[Path]:
+        """Every notebook of the module: the lesson first, then its given-code notebooks."""
+        return [self.notebook, *(self.given_notebook(stem) for stem in self.given)]
 
     @property
     def tests(self) -> Path:
@@ -153,17 +170,25 @@ class Tree:
                 if not source.is_file():
                     raise TitoError(f"modules/{folder.name}/ has no {name}.py; every module folder needs its source")
                 text = source.read_text(encoding="utf-8")
-                found.append(self._make_info(number, name, _title_from_py(text), _target(text), source))
+                given = tuple(_given_stems(folder, name))
+                found.append(self._make_info(number, name, _title_from_py(text), _target(text), source, given))
         else:
-            for nb_path in sorted((self.root / STUDENT_EDITION_DIR).glob("*.ipynb")):
+            pristine = sorted((self.root / STUDENT_EDITION_DIR).glob("*.ipynb"))
+            given: dict[str, list[str]] = {}
+            for nb_path in pristine:
+                match = _GIVEN_NOTEBOOK.fullmatch(nb_path.stem)
+                if match:
+                    given.setdefault(match[1], []).append(match[2])
+            for nb_path in pristine:
                 match = re.fullmatch(r"(\d{2})_([a-z0-9_]+)", nb_path.stem)
                 if not match:
                     continue
                 title, target = _title_and_target_from_ipynb(nb_path)
-                found.append(self._make_info(int(match[1]), match[2], title, target, None))
+                found.append(self._make_info(int(match[1]), match[2], title, target, None,
+                                             tuple(given.get(nb_path.stem, ()))))
         return found
 
-    def _make_info(self, number, name, title, target, source) -> ModuleInfo:
+    def _make_info(self, number, name, title, target, source, given=()) -> ModuleInfo:
         where = source or (self.root / STUDENT_EDITION_DIR / f"{number:02d}_{name}.ipynb")
         if number not in MODULE_MAP:
             raise TitoError(f"{where}: module number {number} is not in the module map (01-20, ARCHITECTURE.md)")
@@ -177,7 +202,7 @@ class Tree:
                 f"{where}: `#| default_exp` exports to {target}, but the module map says module {number:02d} "
                 f"exports to {expected_target}; fix the directive"
             )
-        return ModuleInfo(number, name, title or expected_name.title(), target, self.root, source)
+        return ModuleInfo(number, name, title or expected_name.title(), target, self.root, source, given)
 
     # --- selecting modules -------------------------------------------------------------------
     def valid_choices(self) -> str:
@@ -223,6 +248,28 @@ def _parse_number(text: str, tree: Tree) -> int:
     if number not in MODULE_MAP:
         raise UsageError(f"unknown module {text!r}: module numbers run from 1 to 20; valid choices are {tree.valid_choices()}")
     return number
+
+
+GIVEN_TITLE = "# Given code:"  # how a given-code notebook's first markdown title starts (`# # Given code: ...` in a source)
+_GIVEN_NOTEBOOK = re.compile(r"(\d{2}_[a-z0-9_]+)\.([a-z0-9_]+)")
+
+
+def _given_stems(folder: Path, lesson: str) -> list[str]:
+    """The given-code sources of a module folder: every other `<stem>.py`, each titled `# # Given code: ...`."""
+    stems = []
+    for path in sorted(folder.glob("*.py")):
+        if path.stem == lesson:
+            continue
+        where = f"modules/{folder.name}/{path.name}"
+        if not re.fullmatch(r"[a-z0-9_]+", path.stem):
+            raise TitoError(f"{where}: a given-code notebook's name is lowercase letters, digits and underscores; rename it")
+        title = next((line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("# # ")), "")
+        if not title[2:].startswith(GIVEN_TITLE):
+            raise TitoError(f"{where} is neither the lesson ({lesson}.py) nor a given-code notebook: a given-code "
+                            f"notebook's first title reads `# {GIVEN_TITLE} <what it holds>`; add that title or move "
+                            "the file out of the module folder")
+        stems.append(path.stem)
+    return stems
 
 
 def _lib_name(settings: Path) -> str | None:
@@ -272,7 +319,7 @@ def _title_and_target_from_ipynb(path: Path) -> tuple[str | None, str | None]:
 # the generated files' own imports (the import closure), so it stays right as modules are added.
 STUB_MESSAGE = re.compile(r"^Module (\d+): implement (\S+)$")
 _HEADER_NOTEBOOK = re.compile(r"# AUTOGENERATED! DO NOT EDIT! File to edit: (\S+?)\.?\s*$", re.MULTILINE)
-_SLUG = re.compile(r"(\d{2})_([a-z0-9_]+)\.ipynb$")
+_SLUG = re.compile(r"(\d{2})_([a-z0-9_]+)(?:\.[a-z0-9_]+)?\.ipynb$")
 
 
 @dataclass
@@ -406,14 +453,19 @@ def notebook_exports(tree: "Tree") -> dict[str, int]:
 
 
 def notebook_code(module: ModuleInfo) -> list[str]:
-    """The code cells of a module's notebook (nbs/, else the pristine copy), as plain JSON; [] if unreadable."""
-    for path in (module.notebook, module.pristine):
-        try:
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        return ["".join(cell.get("source", "")) for cell in cells if isinstance(cell, dict) and cell.get("cell_type") == "code"]
-    return []
+    """The code cells of a module's notebooks (the lesson, then its given-code notebooks; each from nbs/, else its
+    pristine copy), as plain JSON; a notebook that cannot be read adds nothing."""
+    code = []
+    pairs = [(module.notebook, module.pristine), *((module.given_notebook(s), module.given_pristine(s)) for s in module.given)]
+    for paths in pairs:
+        for path in paths:
+            try:
+                cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            code += ["".join(cell.get("source", "")) for cell in cells if isinstance(cell, dict) and cell.get("cell_type") == "code"]
+            break
+    return code
 
 
 def module_needs(tree: "Tree", module: ModuleInfo) -> set[str]:
