@@ -237,6 +237,10 @@ print(no_grad(), "OK: no_grad switches recording off and always restores it")
 #
 # `detach()` returns a tensor that shares the data but is cut off from the graph, for
 # values you want to use without differentiating through them.
+#
+# The input rules are given (the setter checks its argument before your code runs); you
+# write what the three definitions say: the setter stores the flag, a leaf is a tensor
+# without a `grad_fn`, and `detach()` wraps the same array in a tensor of its own.
 
 # %%
 #| export
@@ -270,15 +274,10 @@ def _tensor_init(self, data, dtype=None, requires_grad=False):
 def _get_requires_grad(self):
     return self._requires_grad
 
-
-def _is_leaf(self):
-    return self.grad_fn is None
-
 # %% nbgrader={"grade": false, "grade_id": "tensor-state", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def _set_requires_grad(self, flag):
     """Mark (True) or unmark a tensor; only float tensors may require grad, only leaves may stop."""
-    ### BEGIN SOLUTION
     flag = bool(flag)
     if flag and self.dtype.kind != "f":
         raise TypeError(
@@ -288,7 +287,15 @@ def _set_requires_grad(self, flag):
         raise RuntimeError(
             f"requires_grad can only be switched off on a leaf tensor; this one was computed "
             f"by {self.grad_fn!r}. Use t.detach() for a tensor outside the graph")
+    ### BEGIN SOLUTION
     self._requires_grad = flag
+    ### END SOLUTION
+
+
+def _is_leaf(self):
+    """True for a tensor that no recorded operation produced (a weight you created)."""
+    ### BEGIN SOLUTION
+    return self.grad_fn is None
     ### END SOLUTION
 
 
@@ -380,6 +387,9 @@ print("OK: requires_grad, grad, grad_fn, is_leaf, detach and repr work")
 #
 # The worked example is `Square`, `y = x**2` with `dy/dx = 2x`: forward saves `x`,
 # backward returns `grad_output * 2 * x`.
+#
+# You write the recording, `Function.apply`, and the line of `save_for_backward` that
+# keeps the values (refusing Tensors, which would keep the whole graph alive, is given).
 
 # %%
 #| export
@@ -423,12 +433,11 @@ class Node:
 #| export
 def _save_for_backward(ctx, *values):
     """ctx.save_for_backward: keep arrays (or numbers) for backward; Tensors are refused."""
+    if any(isinstance(value, Tensor) for value in values):
+        raise TypeError(
+            "save_for_backward takes the arrays that forward received (ndarrays or numbers), "
+            "got a Tensor; save tensor.data instead")
     ### BEGIN SOLUTION
-    for value in values:
-        if isinstance(value, Tensor):
-            raise TypeError(
-                "save_for_backward takes the arrays that forward received (ndarrays or numbers), "
-                "got a Tensor; save tensor.data instead")
     ctx.saved_tensors = values
     ### END SOLUTION
 
@@ -520,6 +529,13 @@ print("OK: Function.apply records one Node only when a gradient will be needed")
 #    results into its inputs' entries (a tensor used twice gets two contributions). Each
 #    node is then freed: its saved arrays are released, and a second `backward()` through
 #    it raises an error instead of silently using missing data.
+#
+# You write the pieces of the idea: `_unbroadcast`, the edges of the graph
+# (`_graph_inputs`: a node's inputs that require grad) and their order
+# (`_topological_order`), one node's chain-rule step (`_node_backward`), a leaf's
+# accumulation (`_accumulate`) and the sweep (`_run_backward`). The error checks around
+# them are given: a freed node, a backward that returns the wrong number of gradients
+# (`_gradient_tuple`) or a gradient of the wrong shape (`_input_gradient`).
 
 # %% nbgrader={"grade": false, "grade_id": "unbroadcast", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -556,11 +572,13 @@ _FREED_MESSAGE = (
 def _graph_inputs(tensor):
     """The inputs of tensor's node that require grad (none for a leaf); error if the node is freed."""
     node = tensor.grad_fn
-    if node is None:
-        return []
-    if node.freed:
+    if node is not None and node.freed:
         raise RuntimeError(_FREED_MESSAGE)
+    ### BEGIN SOLUTION
+    if node is None:
+        return []  # a leaf: the graph ends here
     return [x for x in node.inputs if x is not None and x.requires_grad]
+    ### END SOLUTION
 
 
 def _topological_order(root):
@@ -593,16 +611,20 @@ def _input_gradient(node, tensor, grad):
     return grad.astype(tensor.dtype, copy=False)
 
 
-def _node_backward(node, grad, grads):
-    """Call node's backward with grad and add each input's gradient into grads (id -> array)."""
-    ### BEGIN SOLUTION
-    input_grads = node.function.backward(node.ctx, grad)
-    if not isinstance(input_grads, (tuple, list)):
-        input_grads = (input_grads,)
+def _gradient_tuple(node, returned):
+    """What node's backward returned, as one gradient (or None) per input; RuntimeError if the count is off."""
+    input_grads = returned if isinstance(returned, (tuple, list)) else (returned,)
     if len(input_grads) != len(node.inputs):
         raise RuntimeError(
             f"{node.function.__name__}.backward returned {len(input_grads)} gradients for "
             f"{len(node.inputs)} positional inputs; return one (or None) per input")
+    return input_grads
+
+
+def _node_backward(node, grad, grads):
+    """Call node's backward with grad and add each input's gradient into grads (id -> array)."""
+    ### BEGIN SOLUTION
+    input_grads = _gradient_tuple(node, node.function.backward(node.ctx, grad))
     for tensor, input_grad in zip(node.inputs, input_grads):
         if tensor is None or input_grad is None or not tensor.requires_grad:
             continue
@@ -614,8 +636,10 @@ def _node_backward(node, grad, grads):
 
 def _accumulate(leaf, grad):
     """Add grad to leaf.grad (a fresh array: gradients of different leaves never alias)."""
+    ### BEGIN SOLUTION
     grad = np.array(grad, dtype=leaf.dtype)
     leaf.grad = Tensor.from_numpy(grad if leaf.grad is None else leaf.grad.data + grad)
+    ### END SOLUTION
 
 
 def _run_backward(root, gradient):
@@ -701,7 +725,9 @@ print(z.grad_fn, "OK: the backward pass follows the chain rule and frees the gra
 # Each operation below is a `Function`. Its forward computes the value with **module 01's
 # own method** (`_binary_value` calls the saved original, on whichever side is the
 # array), so values, dtypes and error messages stay exactly what module 01 defined. You
-# write the backward formulas:
+# write both halves of each rule: what forward **saves** (the least its backward needs:
+# `exp` and `sqrt` keep their output, which the formula uses directly) and the backward
+# formula:
 #
 # | op | gradient w.r.t. a | gradient w.r.t. b |
 # |---|---|---|
@@ -761,7 +787,9 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(a, b)
+        ### END SOLUTION
         return _binary_value("mul", a, b)
 
     @staticmethod
@@ -777,7 +805,9 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(a, b)
+        ### END SOLUTION
         return _binary_value("truediv", a, b)
 
     @staticmethod
@@ -807,7 +837,9 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, exponent):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(a, exponent)
+        ### END SOLUTION
         return _binary_value("pow", a, exponent)
 
     @staticmethod
@@ -821,9 +853,11 @@ class Pow(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx, a):
+        ### BEGIN SOLUTION
         out = np.exp(a)
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out)  # the output: backward needs nothing else
         return out
+        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -836,8 +870,10 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx, a):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(a)
         return np.log(a)
+        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -850,9 +886,11 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, a):
+        ### BEGIN SOLUTION
         out = np.sqrt(a)
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out)  # the output: backward needs nothing else
         return out
+        ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -886,6 +924,10 @@ for function, constants in unary_cases:
 c = Tensor([2.0], dtype=np.float64, requires_grad=True)
 Sub.apply(10.0, c).backward()  # a constant on the left
 assert c.grad.tolist() == [-1.0]
+e = Exp.apply(b)
+(kept,) = e.grad_fn.ctx.saved_tensors
+assert np.shares_memory(kept, e.data), "exp keeps its output (the array it returned), not a copy or its input"
+assert len(Mul.apply(a, b).grad_fn.ctx.saved_tensors) == 2, "mul keeps both operands"
 print("OK: add, sub, mul, div, neg, pow, exp, log and sqrt match finite differences")
 
 # %% [markdown]
@@ -910,7 +952,9 @@ print("OK: add, sub, mul, div, neg, pow, exp, log and sqrt match finite differen
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(a, b)
+        ### END SOLUTION
         return _binary_value("matmul", a, b)
 
     @staticmethod
@@ -970,6 +1014,10 @@ print("OK: matmul gradients for 1-D, 2-D and batched operands")
 #   zero array of the input's shape. With fancy indexing an element may be picked twice
 #   (`a[[0, 0]]`): `np.add.at` *adds* both contributions, whereas `z[key] += g` would
 #   keep only one.
+#
+# As in step 5, you write what each forward keeps (these save shapes and settings rather
+# than arrays, except max and min, which keep the input and the selected value) and each
+# backward: the reduced axes put back (`_expand_reduced`), then the rule above.
 
 # %% nbgrader={"grade": false, "grade_id": "shape-backward", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -980,15 +1028,19 @@ def _axis_setting(axis):
 
 def _expand_reduced(grad, axis, keepdims):
     """A reduction's output gradient with the reduced axes back as size 1 (broadcasts to input)."""
+    ### BEGIN SOLUTION
     if keepdims or axis is None:  # size-1 axes kept, or a 0-d result
         return grad
     return np.expand_dims(grad, axis if isinstance(axis, tuple) else (axis,))
+    ### END SOLUTION
 
 
 class Reshape(Function):
     @staticmethod
     def forward(ctx, a, shape=()):
+        ### BEGIN SOLUTION
         ctx.input_shape = a.shape
+        ### END SOLUTION
         return _call_original("reshape", a, *shape)
 
     @staticmethod
@@ -1001,7 +1053,9 @@ class Reshape(Function):
 class Transpose(Function):
     @staticmethod
     def forward(ctx, a, dim0=-2, dim1=-1):
+        ### BEGIN SOLUTION
         ctx.dims = (dim0, dim1)
+        ### END SOLUTION
         return _call_original("transpose", a, dim0, dim1)
 
     @staticmethod
@@ -1014,7 +1068,9 @@ class Transpose(Function):
 class Sum(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
+        ### BEGIN SOLUTION
         ctx.input_shape, ctx.axis, ctx.keepdims = a.shape, _axis_setting(axis), keepdims
+        ### END SOLUTION
         return _call_original("sum", a, axis, keepdims)
 
     @staticmethod
@@ -1029,8 +1085,10 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, a, axis=None, keepdims=False):
         out = _call_original("mean", a, axis, keepdims)
+        ### BEGIN SOLUTION
         ctx.input_shape, ctx.axis, ctx.keepdims = a.shape, _axis_setting(axis), keepdims
         ctx.count = a.size // out.size if out.size else 1  # elements averaged per output
+        ### END SOLUTION
         return out
 
     @staticmethod
@@ -1044,8 +1102,10 @@ class Mean(Function):
 def _extremum_forward(ctx, name, a, axis, keepdims):
     """max or min by module 01; saves the input and the result with the reduced axes kept."""
     out = _call_original(name, a, axis, keepdims)
+    ### BEGIN SOLUTION
     ctx.axis, ctx.keepdims = _axis_setting(axis), keepdims
     ctx.save_for_backward(a, _expand_reduced(out, ctx.axis, keepdims))
+    ### END SOLUTION
     return out
 
 
@@ -1091,7 +1151,9 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, a, key=None):
         out = _call_original("__getitem__", a, key)  # module 01 checks the key
+        ### BEGIN SOLUTION
         ctx.input_shape, ctx.key = a.shape, _numpy_key(key)
+        ### END SOLUTION
         return out
 
     @staticmethod
@@ -1262,7 +1324,8 @@ print("OK: operators record one node each and their gradients match finite diffe
 # - It then calls `Function.apply(*inputs, value=..., layer=self)`, whose forward only
 #   saves what backward needs and returns that value. The node is recorded as usual.
 #
-# The backward formulas (`g` is the output gradient, `y` the output):
+# You write those forwards (what to save: the input, the output `y`, or only ReLU's
+# one-byte-per-element mask) and the backward formulas (`g` is the output gradient):
 #
 # | class | gradient |
 # |---|---|
@@ -1273,7 +1336,7 @@ print("OK: operators record one node each and their gradients match finite diffe
 # | GELU tanh, `0.5 x (1 + tanh(u))`, `u = c (x + 0.044715 x**3)`, `c = sqrt(2/pi)` | `g * (0.5 (1 + tanh u) + 0.5 x (1 - tanh(u)**2) c (1 + 3 * 0.044715 x**2))` |
 # | Softmax along `dim` | `y * (g - sum(g * y, dim))` |
 # | CrossEntropyLoss (mean over N rows) | `g * (softmax(logits) - onehot(labels)) / N` |
-# | BCELoss (mean over N elements) | `g * (p - t) / (p (1 - p)) / N`, zero where the loss clips `p` |
+# | BCELoss (mean over N elements) | `g * (p - t) / (p (1 - p)) / N`, at the clipped `p` (see below) |
 #
 # Cross-entropy is **fused**: the gradient of log-softmax followed by the negative log
 # likelihood collapses to `softmax - onehot`, which is cheaper and more accurate than
@@ -1293,8 +1356,10 @@ _GELU_CUBIC = 0.044715
 class ReLUFunction(Function):
     @staticmethod
     def forward(ctx, x, value=None, layer=None):
+        ### BEGIN SOLUTION
         if ctx.needs_input_grad[0]:  # the mask costs a pass over x: only when it will be used
             ctx.save_for_backward(x > 0)
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1308,7 +1373,9 @@ class ReLUFunction(Function):
 class SigmoidFunction(Function):
     @staticmethod
     def forward(ctx, x, value=None, layer=None):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(value)
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1322,7 +1389,9 @@ class SigmoidFunction(Function):
 class TanhFunction(Function):
     @staticmethod
     def forward(ctx, x, value=None, layer=None):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(value)
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1349,21 +1418,27 @@ def _gelu_derivative(x, approximate):
 class GELUFunction(Function):
     @staticmethod
     def forward(ctx, x, value=None, layer=None):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(x)
         ctx.approximate = layer.approximate
+        ### END SOLUTION
         return value
 
     @staticmethod
     def backward(ctx, grad_output):
+        ### BEGIN SOLUTION
         (x,) = ctx.saved_tensors
         return (grad_output * _gelu_derivative(x, ctx.approximate),)
+        ### END SOLUTION
 
 
 class SoftmaxFunction(Function):
     @staticmethod
     def forward(ctx, x, value=None, layer=None):
+        ### BEGIN SOLUTION
         ctx.save_for_backward(value)
         ctx.dim = layer.dim
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1406,9 +1481,11 @@ class CrossEntropyFunction(Function):
 
     @staticmethod
     def forward(ctx, logits, labels, value=None, layer=None):
+        ### BEGIN SOLUTION
         if ctx.needs_input_grad[0]:
             probs = np.exp(_losses.log_softmax(Tensor.from_numpy(logits), dim=1).data)
             ctx.save_for_backward(probs, np.asarray(labels))
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1427,9 +1504,11 @@ class BCEFunction(Function):
 
     @staticmethod
     def forward(ctx, p, targets, value=None, layer=None):
+        ### BEGIN SOLUTION
         if ctx.needs_input_grad[0]:
             clipped = np.clip(p, layer.eps, 1 - layer.eps)
             ctx.save_for_backward(clipped, np.asarray(targets, dtype=p.dtype))
+        ### END SOLUTION
         return value
 
     @staticmethod
@@ -1524,6 +1603,8 @@ targets = Tensor(rng.integers(0, 2, (3, 4)), dtype=np.float64)
 BCELoss()(p, targets).backward()
 check_grad(p, lambda: BCELoss()(p, targets).item())
 assert Linear(2, 3, rng=0).weight.requires_grad and Parameter([1.0]).requires_grad
+(mask,) = ReLU()(x).grad_fn.ctx.saved_tensors
+assert mask.dtype == np.bool_ and mask.shape == x.shape, "ReLU keeps only the one-byte mask x > 0"
 print("OK: activations, cross-entropy and BCE have analytic gradients; parameters require grad")
 
 # %% [markdown]
@@ -1646,6 +1727,8 @@ for expression in expressions:
     out.backward(weights)
     for t in (a, b):
         check_grad(t, lambda: float(np.sum(expression().data * weights)))
+out = b.sqrt()
+assert np.shares_memory(out.grad_fn.ctx.saved_tensors[0], out.data), "sqrt keeps its output"
 f32 = Tensor([1.0, 2.0], requires_grad=True)
 (f32 * np.array([1.0, 3.0])).sum().backward()  # the product is float64
 assert f32.grad.dtype == np.float32 and f32.grad.tolist() == [1.0, 3.0]

@@ -109,7 +109,10 @@ for scale in (1.0, 1000.0):
 # plain attributes (`optimizer.lr`), so a learning-rate schedule can change them between
 # steps. `state_dict` and `load_state_dict` call helpers you write in step 4.
 #
-# You implement `_parameter_list`, `Optimizer.zero_grad` and `Optimizer._gradients`.
+# The checks of the parameters and of their gradients are given. You write what the
+# bookkeeping means: `_parameter_list` keeps each tensor once, `Optimizer.zero_grad`
+# clears the gradients, and `Optimizer._gradients` collects the parameters that have a
+# gradient (in the parameter's dtype) and skips the others.
 
 # %%
 #| export
@@ -124,7 +127,6 @@ from tinytorch.core.tensor import Tensor
 #| export
 def _parameter_list(params):
     """params (an iterable of Tensors) as a list without repeats; TypeError/ValueError if unusable."""
-    ### BEGIN SOLUTION
     if isinstance(params, Tensor):
         raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), got a single "
                         "Tensor; wrap it in a list: [tensor]")
@@ -136,7 +138,6 @@ def _parameter_list(params):
     if not items:
         raise ValueError("optimizer got an empty parameter list; pass model.parameters() of a model "
                          "that has parameters (a generator can be used only once), or a list of Tensors")
-    unique, seen = [], set()
     for position, item in enumerate(items):
         if not isinstance(item, Tensor):
             raise TypeError(f"params[{position}] must be a Tensor, got {type(item).__name__}; pass "
@@ -144,6 +145,9 @@ def _parameter_list(params):
         if item.dtype.kind != "f":
             raise TypeError(f"params[{position}] has dtype {item.dtype}; an optimizer can only update "
                             "floating-point tensors, create it with a float dtype such as np.float32")
+    ### BEGIN SOLUTION
+    unique, seen = [], set()
+    for item in items:  # a tensor listed twice (shared weights) is kept once: one update per step
         if id(item) not in seen:
             seen.add(id(item))
             unique.append(item)
@@ -203,10 +207,8 @@ class Optimizer:
 
         Every gradient is checked before any is returned, so a bad one changes nothing.
         """
-        ### BEGIN SOLUTION
-        ready = []
-        for index, param in enumerate(self.params):
-            grad = getattr(param, "grad", None)
+        grads = [getattr(param, "grad", None) for param in self.params]
+        for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
                 continue
             if not isinstance(grad, Tensor):
@@ -215,7 +217,11 @@ class Optimizer:
             if grad.shape != param.shape:
                 raise ValueError(f"parameter {index}: grad shape {grad.shape} does not match parameter "
                                  f"shape {param.shape}; a gradient has the shape of its parameter")
-            ready.append((index, param.data, grad.data.astype(param.dtype, copy=False)))
+        ### BEGIN SOLUTION
+        ready = []
+        for index, (param, grad) in enumerate(zip(self.params, grads)):
+            if grad is not None:  # no gradient this step: skip the parameter, keep its state
+                ready.append((index, param.data, grad.data.astype(param.dtype, copy=False)))
         return ready
         ### END SOLUTION
 
@@ -552,7 +558,8 @@ print("OK: Adam's first step is lr in size; AdamW adds exactly the decoupled dec
 # from `np.load` as 0-d arrays; `_plain` turns those into Python numbers. Restored
 # buffers are copies in the parameter's dtype.
 #
-# You implement `_flatten_state` and `_restore_state`.
+# You implement `_flatten_state` and `_restore_state` (the check that rejects a dict
+# that does not fit comes first, given).
 
 # %%
 #| export
@@ -601,11 +608,11 @@ def _flatten_state(optimizer):
 
 def _restore_state(optimizer, flat):
     """Check flat against optimizer, then replace its hyperparameters, step_count and state."""
-    ### BEGIN SOLUTION
     problems = _state_problems(optimizer, flat)
     if problems:
         raise ValueError(f"{type(optimizer).__name__}.load_state_dict: {'; '.join(problems)}; pass a "
                          "dict from state_dict() of the same optimizer type over the same parameters")
+    ### BEGIN SOLUTION
     state = {}
     for key, value in flat.items():
         if key.startswith("state."):

@@ -62,7 +62,7 @@ class no_grad(contextlib.ContextDecorator):
     def __repr__(self):
         return f"no_grad(active={bool(self._previous)})"
 
-# %% ../../nbs/06_autograd.ipynb #6a0f6eee
+# %% ../../nbs/06_autograd.ipynb #166a9b2a
 def _install_on_tensor(methods):
     """Set each name -> value of methods on Tensor; module 01's value is kept once, for _original."""
     originals = Tensor.__dict__.get("_autograd_originals")
@@ -93,11 +93,7 @@ def _tensor_init(self, data, dtype=None, requires_grad=False):
 def _get_requires_grad(self):
     return self._requires_grad
 
-
-def _is_leaf(self):
-    return self.grad_fn is None
-
-# %% ../../nbs/06_autograd.ipynb #be662fb6
+# %% ../../nbs/06_autograd.ipynb #80255473
 def _set_requires_grad(self, flag):
     """Mark (True) or unmark a tensor; only float tensors may require grad, only leaves may stop."""
     flag = bool(flag)
@@ -110,6 +106,11 @@ def _set_requires_grad(self, flag):
             f"requires_grad can only be switched off on a leaf tensor; this one was computed "
             f"by {self.grad_fn!r}. Use t.detach() for a tensor outside the graph")
     self._requires_grad = flag
+
+
+def _is_leaf(self):
+    """True for a tensor that no recorded operation produced (a weight you created)."""
+    return self.grad_fn is None
 
 
 def _detach(self):
@@ -187,14 +188,13 @@ class Node:
         name = self.function.__name__.removesuffix("Function")
         return f"<{name}Backward{' (freed)' if self.freed else ''}>"
 
-# %% ../../nbs/06_autograd.ipynb #219af2ad
+# %% ../../nbs/06_autograd.ipynb #832d9279
 def _save_for_backward(ctx, *values):
     """ctx.save_for_backward: keep arrays (or numbers) for backward; Tensors are refused."""
-    for value in values:
-        if isinstance(value, Tensor):
-            raise TypeError(
-                "save_for_backward takes the arrays that forward received (ndarrays or numbers), "
-                "got a Tensor; save tensor.data instead")
+    if any(isinstance(value, Tensor) for value in values):
+        raise TypeError(
+            "save_for_backward takes the arrays that forward received (ndarrays or numbers), "
+            "got a Tensor; save tensor.data instead")
     ctx.saved_tensors = values
 
 
@@ -249,7 +249,7 @@ def _unbroadcast(grad, shape):
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-# %% ../../nbs/06_autograd.ipynb #df7e2569
+# %% ../../nbs/06_autograd.ipynb #c669db75
 _FREED_MESSAGE = (
     "backward() reached a part of the graph that an earlier backward() already freed (its saved "
     "arrays were released to save memory). Run the forward pass again before calling backward() "
@@ -259,10 +259,10 @@ _FREED_MESSAGE = (
 def _graph_inputs(tensor):
     """The inputs of tensor's node that require grad (none for a leaf); error if the node is freed."""
     node = tensor.grad_fn
-    if node is None:
-        return []
-    if node.freed:
+    if node is not None and node.freed:
         raise RuntimeError(_FREED_MESSAGE)
+    if node is None:
+        return []  # a leaf: the graph ends here
     return [x for x in node.inputs if x is not None and x.requires_grad]
 
 
@@ -294,15 +294,19 @@ def _input_gradient(node, tensor, grad):
     return grad.astype(tensor.dtype, copy=False)
 
 
-def _node_backward(node, grad, grads):
-    """Call node's backward with grad and add each input's gradient into grads (id -> array)."""
-    input_grads = node.function.backward(node.ctx, grad)
-    if not isinstance(input_grads, (tuple, list)):
-        input_grads = (input_grads,)
+def _gradient_tuple(node, returned):
+    """What node's backward returned, as one gradient (or None) per input; RuntimeError if the count is off."""
+    input_grads = returned if isinstance(returned, (tuple, list)) else (returned,)
     if len(input_grads) != len(node.inputs):
         raise RuntimeError(
             f"{node.function.__name__}.backward returned {len(input_grads)} gradients for "
             f"{len(node.inputs)} positional inputs; return one (or None) per input")
+    return input_grads
+
+
+def _node_backward(node, grad, grads):
+    """Call node's backward with grad and add each input's gradient into grads (id -> array)."""
+    input_grads = _gradient_tuple(node, node.function.backward(node.ctx, grad))
     for tensor, input_grad in zip(node.inputs, input_grads):
         if tensor is None or input_grad is None or not tensor.requires_grad:
             continue
@@ -375,7 +379,7 @@ def _binary_value(name, a, b):
         return _call_original(f"__{name}__", a, b)
     return _call_original(f"__r{name}__", b, a)  # a is a number: use the reflected method
 
-# %% ../../nbs/06_autograd.ipynb #4d359271
+# %% ../../nbs/06_autograd.ipynb #fdaeded8
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -452,7 +456,7 @@ class Exp(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.exp(a)
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out)  # the output: backward needs nothing else
         return out
 
     @staticmethod
@@ -477,7 +481,7 @@ class Sqrt(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.sqrt(a)
-        ctx.save_for_backward(out)
+        ctx.save_for_backward(out)  # the output: backward needs nothing else
         return out
 
     @staticmethod
@@ -485,7 +489,7 @@ class Sqrt(Function):
         (out,) = ctx.saved_tensors
         return (grad_output / (2 * out),)
 
-# %% ../../nbs/06_autograd.ipynb #1310e375
+# %% ../../nbs/06_autograd.ipynb #71e95543
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
@@ -510,7 +514,7 @@ class MatMul(Function):
             grad_b = _unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
-# %% ../../nbs/06_autograd.ipynb #b6d624b7
+# %% ../../nbs/06_autograd.ipynb #1ea631a6
 def _axis_setting(axis):
     """axis as numpy accepts it in every function: None, an int or a tuple."""
     return tuple(axis) if isinstance(axis, list) else axis
@@ -709,7 +713,7 @@ _OP_METHODS = {
     "__getitem__": _tensor_getitem,
 }
 
-# %% ../../nbs/06_autograd.ipynb #067052f9
+# %% ../../nbs/06_autograd.ipynb #789bcadf
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_CUBIC = 0.044715
 
@@ -802,7 +806,7 @@ _activations = _exported_module("tinytorch.core.activations")
 _layers = _exported_module("tinytorch.core.layers")
 _losses = _exported_module("tinytorch.core.losses")
 
-# %% ../../nbs/06_autograd.ipynb #9126e456
+# %% ../../nbs/06_autograd.ipynb #82e749e0
 class CrossEntropyFunction(Function):
     """Fused log-softmax + negative log likelihood, averaged over the N rows of the logits."""
 

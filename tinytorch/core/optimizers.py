@@ -14,7 +14,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-# %% ../../nbs/07_optimizers.ipynb #f282a32d
+# %% ../../nbs/07_optimizers.ipynb #9908bfe3
 def _parameter_list(params):
     """params (an iterable of Tensors) as a list without repeats; TypeError/ValueError if unusable."""
     if isinstance(params, Tensor):
@@ -28,7 +28,6 @@ def _parameter_list(params):
     if not items:
         raise ValueError("optimizer got an empty parameter list; pass model.parameters() of a model "
                          "that has parameters (a generator can be used only once), or a list of Tensors")
-    unique, seen = [], set()
     for position, item in enumerate(items):
         if not isinstance(item, Tensor):
             raise TypeError(f"params[{position}] must be a Tensor, got {type(item).__name__}; pass "
@@ -36,6 +35,8 @@ def _parameter_list(params):
         if item.dtype.kind != "f":
             raise TypeError(f"params[{position}] has dtype {item.dtype}; an optimizer can only update "
                             "floating-point tensors, create it with a float dtype such as np.float32")
+    unique, seen = [], set()
+    for item in items:  # a tensor listed twice (shared weights) is kept once: one update per step
         if id(item) not in seen:
             seen.add(id(item))
             unique.append(item)
@@ -92,9 +93,8 @@ class Optimizer:
 
         Every gradient is checked before any is returned, so a bad one changes nothing.
         """
-        ready = []
-        for index, param in enumerate(self.params):
-            grad = getattr(param, "grad", None)
+        grads = [getattr(param, "grad", None) for param in self.params]
+        for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
                 continue
             if not isinstance(grad, Tensor):
@@ -103,7 +103,10 @@ class Optimizer:
             if grad.shape != param.shape:
                 raise ValueError(f"parameter {index}: grad shape {grad.shape} does not match parameter "
                                  f"shape {param.shape}; a gradient has the shape of its parameter")
-            ready.append((index, param.data, grad.data.astype(param.dtype, copy=False)))
+        ready = []
+        for index, (param, grad) in enumerate(zip(self.params, grads)):
+            if grad is not None:  # no gradient this step: skip the parameter, keep its state
+                ready.append((index, param.data, grad.data.astype(param.dtype, copy=False)))
         return ready
 
     def state_dict(self):
@@ -277,7 +280,7 @@ def _state_problems(optimizer, flat):
     found = [("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)]
     return [f"{label} {items}" for label, items in found if items]
 
-# %% ../../nbs/07_optimizers.ipynb #fbbd548b
+# %% ../../nbs/07_optimizers.ipynb #e15cdc13
 def _flatten_state(optimizer):
     """optimizer's hyperparameters, step_count and per-parameter state as one flat dict."""
     flat = dict(optimizer.hyperparameters(), step_count=optimizer.step_count)
