@@ -99,9 +99,10 @@ assert batch_sizes == [4, 4, 2]
 #
 # `_correct_count(logits, labels)` returns the number of correct rows (an int, so that
 # counts from several batches add up exactly); `accuracy` divides it by `N`. Both accept
-# Tensors or numpy arrays. Shapes that do not fit, logits `(N, C)` with labels `(N,)`,
-# are a `ValueError` that names both shapes; float labels are a `TypeError` (labels are
-# class indices, `np.int64`), and an empty batch is a `ValueError`.
+# Tensors or numpy arrays. The given `_check_predictions` runs first and refuses inputs
+# that do not fit: logits `(N, C)` with labels `(N,)` (a `ValueError` that names both
+# shapes), float labels (a `TypeError`: labels are class indices, `np.int64`) and an
+# empty batch (a `ValueError`). Your part is the count and the fraction.
 
 # %%
 #| export
@@ -115,6 +116,7 @@ import zipfile
 import zlib
 
 import numpy as np
+from fastcore.basics import patch
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Module, _positive_int
@@ -128,12 +130,9 @@ def _array(value):
     """The ndarray behind a Tensor, or np.asarray(value) for anything else."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
-# %% nbgrader={"grade": false, "grade_id": "accuracy", "locked": false, "schema_version": 3, "solution": true}
-#| export
-def _correct_count(logits, labels):
-    """Number of rows i with argmax(logits[i]) == labels[i]; logits (N, C), labels (N,) ints."""
-    ### BEGIN SOLUTION
-    scores, targets = _array(logits), _array(labels)
+
+def _check_predictions(scores, targets):
+    """ValueError/TypeError unless scores is a non-empty (N, C) array and targets (N,) integer labels."""
     if scores.ndim != 2 or targets.shape != scores.shape[:1]:
         raise ValueError(
             f"accuracy expects logits of shape (N, C) and labels of shape (N,), got logits "
@@ -145,17 +144,27 @@ def _correct_count(logits, labels):
     if scores.size == 0:
         raise ValueError(f"accuracy: logits of shape {scores.shape} are empty; "
                          "there is nothing to count")
-    return int(np.count_nonzero(scores.argmax(axis=1) == targets))
+
+# %% nbgrader={"grade": false, "grade_id": "accuracy", "locked": false, "schema_version": 3, "solution": true}
+#| export
+def _correct_count(logits, labels):
+    """Number of rows i with argmax(logits[i]) == labels[i]; logits (N, C), labels (N,) ints."""
+    scores, targets = _array(logits), _array(labels)
+    _check_predictions(scores, targets)
+    ### BEGIN SOLUTION
+    predictions = scores.argmax(axis=1)  # the class with the largest logit, one per row
+    return int(np.count_nonzero(predictions == targets))
     ### END SOLUTION
 
-# %%
-#| export
+
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label: mean(argmax(logits, 1) == labels).
 
     logits: (N, C) class scores; labels: (N,) integer class indices; Tensors or arrays.
     """
+    ### BEGIN SOLUTION
     return _correct_count(logits, labels) / len(_array(labels))
+    ### END SOLUTION
 
 # %% [markdown]
 # ### Check step 1
@@ -179,45 +188,129 @@ else:
 print("OK: accuracy counts argmax hits and names both shapes on a mismatch")
 
 # %% [markdown]
-# ## Step 2: one epoch of training, and stopping when it diverges
+# ## Step 2: per-sample averages over an epoch
+#
+# The first cell showed the trap: the mean of the batch losses over-weights a short last
+# batch. `_Tally` keeps the running sums of one pass over a loader, from which the
+# per-sample averages follow:
+#
+# - `add(loss, output, targets)` counts one batch. `loss` is the batch's **mean** loss (a
+#   float), so the batch contributes `loss * n` to `loss_sum`, with `n = output.shape[0]`
+#   its number of samples (`output` may be a Tensor or an array: use `_array`); `n` is
+#   added to `samples`, and for a classifier (`classification` true) the batch's
+#   `_correct_count` to `correct`.
+# - `result(what)` returns `{"loss": loss_sum / samples, "accuracy": correct / samples,
+#   "samples": samples}`, with accuracy `None` when the tally is not for a classifier. A
+#   pass without a single batch cannot be averaged; the given check above your code
+#   raises a `ValueError` naming `what` (e.g. `"train_loader"`).
+
+# %% nbgrader={"grade": false, "grade_id": "tally", "locked": false, "schema_version": 3, "solution": true}
+#| export
+class _Tally:
+    """Per-sample running sums over the batches of one pass: loss, correct predictions, samples."""
+
+    def __init__(self, classification):
+        self.classification = classification
+        self.loss_sum, self.correct, self.samples = 0.0, 0, 0
+
+    def add(self, loss, output, targets):
+        """Count one batch: loss is its mean loss (a float), output and targets its tensors."""
+        ### BEGIN SOLUTION
+        count = _array(output).shape[0]
+        self.loss_sum += loss * count
+        self.samples += count
+        if self.classification:
+            self.correct += _correct_count(output, targets)
+        ### END SOLUTION
+
+    def result(self, what):
+        """{"loss", "accuracy", "samples"} per sample; ValueError if no batch was counted."""
+        if self.samples == 0:
+            raise ValueError(f"{what} yielded no batches; it needs at least one sample")
+        ### BEGIN SOLUTION
+        accuracy = self.correct / self.samples if self.classification else None
+        return {"loss": self.loss_sum / self.samples, "accuracy": accuracy, "samples": self.samples}
+        ### END SOLUTION
+
+    def __repr__(self):
+        return f"_Tally(samples={self.samples}, loss_sum={self.loss_sum:.6g}, correct={self.correct})"
+
+# %% [markdown]
+# ### Check step 2
+#
+# The batch sizes and losses of the first cell's last epoch: the tally must give the
+# per-sample mean that the first cell computed with `np.dot`, not the mean of the batch
+# means. Then a classifier tally of two batches, counted by hand: 2 of 3 and 1 of 2 rows
+# correct is 3 of 5.
+
+# %%
+toy_tally = _Tally(classification=False)
+for batch_loss, size in zip(batch_losses, batch_sizes):
+    toy_tally.add(batch_loss, np.zeros((size, 1)), None)
+print(toy_tally, "->", toy_tally.result("toy_loader"))
+assert toy_tally.result("toy_loader")["samples"] == 10 and toy_tally.result("toy_loader")["accuracy"] is None
+assert np.isclose(toy_tally.result("toy_loader")["loss"], per_sample)
+class_tally = _Tally(classification=True)
+class_tally.add(0.5, example_logits, example_labels)                             # 2 of 3 correct
+class_tally.add(2.0, np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0]))        # 1 of 2 correct
+assert class_tally.result("loader") == {"loss": (0.5 * 3 + 2.0 * 2) / 5, "accuracy": 3 / 5, "samples": 5}
+try:
+    _Tally(True).result("an empty loader")
+except ValueError as err:
+    print("empty:", err)
+else:
+    raise AssertionError("a tally without batches must raise ValueError")
+print("OK: loss and accuracy are averaged per sample")
+
+# %% [markdown]
+# ## Step 3: one epoch of training, and stopping when it diverges
 #
 # `Trainer(model, loss_fn, optimizer, train_loader, val_loader=None)` holds the five
 # parts of training and a little state: `epoch` (the number of completed epochs),
 # `history` (one record per epoch of `fit`) and `phase_ns` (where the time of the last
-# training epoch went, used in the systems analysis). Its methods are thin wrappers
-# around functions you write in steps 2 to 6. Read the class; it is given.
+# training epoch went, used in the systems analysis). The class below is given: it
+# checks its parts, says whether it trains a classifier and prints itself. You add its
+# methods, one cell each, in steps 3 to 7: `@patch` (from fastcore, the library nbdev is
+# built on) attaches a function whose first parameter is annotated `self: Trainer` to the
+# class as a method, exactly as if it had been written inside the class body.
 #
 # **Diverging loss.** With too large a learning rate the weights grow until the
 # model's outputs overflow to `inf` and then `NaN`. Everything computed from a NaN is NaN,
 # so a loop that keeps going wastes the rest of the run and reports garbage. The Trainer
 # checks every batch: first the model's output (the losses of module 04 refuse NaN
 # inputs with a `ValueError`, which would hide what happened), then the loss value. Both
-# go through `_check_finite(values, what, where, hint)`, which raises a
+# go through the given `_check_finite(values, what, where, hint)`, which raises a
 # `FloatingPointError` such as
 #
 # `epoch 2, batch 5 of 23: the loss is not finite (1 of 1 values are NaN or inf); ...`
 #
-# followed by the hint (the Trainer's hint suggests a lower learning rate). Count the
-# non-finite values with `np.isfinite` in one vectorised pass.
+# followed by the hint (`self._divergence_hint()` suggests a lower learning rate).
 #
-# **The epoch.** `_train_epoch(trainer)` puts the model in training mode, then for each
-# batch `(x, y)` of `train_loader`:
+# **The epoch.** `train_epoch()` puts the model in training mode, then for each batch
+# `(x, y)` of `train_loader`:
 #
 # 1. `optimizer.zero_grad()`, `output = model(x)`, check the output,
 #    `loss = loss_fn(output, y)`, check `loss.item()`;
-# 2. `loss.backward()`; 3. `optimizer.step()`.
+# 2. `loss.backward()`; 3. `optimizer.step()`;
 #
-# It adds `loss * n` (with `n = output.shape[0]`, the samples of this batch) to a running
-# sum, and for a `CrossEntropyLoss` the batch's `_correct_count`. The result is
-# `{"loss": sum / samples, "accuracy": correct / samples (None for other losses),
-# "samples": samples, "seconds": wall time}`. After a successful epoch it increments
-# `trainer.epoch`. It also adds the time of each phase to a dict (`data`: waiting for
-# the loader, `forward`: zero_grad + model + loss + checks, `backward`, `step`) and stores
-# it in `trainer.phase_ns`. The helpers below give you the batches (`_pairs`), the `where`
-# text (`_where`), the running sums (`_Tally`) and the timing (`_timed`).
+# and counts the batch in a `_Tally` (step 2). The result is the tally's result plus
+# `"seconds"`, the wall time of the epoch. After a successful epoch it increments
+# `self.epoch`. It also adds the time of each phase to a dict (`data`: waiting for the
+# loader, `forward`: zero_grad + model + loss + checks, `backward`, `step`) and stores it
+# in `self.phase_ns`. The given helpers give you the batches (`_pairs`, which refuses a
+# batch that is not a pair), the `where` text (`_where`) and the timing (`_timed`).
 
 # %%
 #| export
+def _check_finite(values, what, where, hint):
+    """FloatingPointError '<where>: <what> is not finite (k of n values ...); <hint>' if any value is NaN/inf."""
+    values = _array(values)
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))  # one vectorised pass
+    if bad:
+        raise FloatingPointError(
+            f"{where}: {what} is not finite ({bad} of {values.size} values are NaN or inf); {hint}")
+
+
 def _pairs(loader, what):
     """Yield (x, y) from each batch of loader; ValueError naming what if a batch is not a pair."""
     for batch in loader:
@@ -240,37 +333,14 @@ def _batch_count(loader):
     return len(loader) if hasattr(loader, "__len__") else "?"
 
 
+_PHASES = ("data", "forward", "backward", "step")
+
+
 def _timed(phases, name, start):
     """Add the nanoseconds since start to phases[name]; return the current time (ns)."""
     now = time.perf_counter_ns()
     phases[name] += now - start
     return now
-
-
-class _Tally:
-    """Per-sample running sums over the batches of one pass: loss, correct predictions, samples."""
-
-    def __init__(self, classification):
-        self.classification = classification
-        self.loss_sum, self.correct, self.samples = 0.0, 0, 0
-
-    def add(self, loss, output, targets):
-        """Count one batch: loss is its mean loss (a float), output and targets its tensors."""
-        count = _array(output).shape[0]
-        self.loss_sum += loss * count
-        self.samples += count
-        if self.classification:
-            self.correct += _correct_count(output, targets)
-
-    def result(self, what):
-        """{"loss", "accuracy", "samples"} per sample; ValueError if no batch was counted."""
-        if self.samples == 0:
-            raise ValueError(f"{what} yielded no batches; it needs at least one sample")
-        accuracy = self.correct / self.samples if self.classification else None
-        return {"loss": self.loss_sum / self.samples, "accuracy": accuracy, "samples": self.samples}
-
-    def __repr__(self):
-        return f"_Tally(samples={self.samples}, loss_sum={self.loss_sum:.6g}, correct={self.correct})"
 
 # %%
 #| export
@@ -316,25 +386,12 @@ class Trainer:
         return (f"lower the learning rate{now}, e.g. 10x, and check the data for NaN/inf; "
                 "training stopped instead of continuing with NaN weights")
 
-    def train_epoch(self):
-        """One epoch over train_loader; dict(loss, accuracy, samples, seconds)."""
-        return _train_epoch(self)
-
-    def evaluate(self, loader):
-        """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples)."""
-        return _evaluate(self, loader)
-
-    def fit(self, epochs, checkpoint_path=None, verbose=True):
-        """Train epochs more epochs (validating each); returns the whole history (a list of dicts)."""
-        return _fit(self, epochs, checkpoint_path, verbose)
-
     def save_checkpoint(self, path, overwrite=False):
         """Write model, optimizer, epoch and history to one .npz file, atomically; returns path."""
-        return _save_checkpoint(self, path, overwrite)
-
-    def load_checkpoint(self, path):
-        """Check, then restore what save_checkpoint wrote; returns the restored epoch count."""
-        return _load_checkpoint(self, path)
+        path = _npz_path(path)
+        _write_npz_atomically(path, _checkpoint_arrays(self), overwrite)  # both written in step 6
+        self._checkpoint_file = os.path.realpath(path)
+        return path
 
     def __repr__(self):
         params = sum(p.size for p in self.model.parameters())
@@ -343,57 +400,43 @@ class Trainer:
                 f"optimizer={type(self.optimizer).__name__}, train={_batch_count(self.train_loader)} batches, "
                 f"val={val}, epochs done={self.epoch})")
 
-# %% nbgrader={"grade": false, "grade_id": "finite-check", "locked": false, "schema_version": 3, "solution": true}
-#| export
-def _check_finite(values, what, where, hint):
-    """FloatingPointError '<where>: <what> is not finite (k of n values ...); <hint>' if any value is NaN/inf."""
-    ### BEGIN SOLUTION
-    values = _array(values)
-    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise FloatingPointError(
-            f"{where}: {what} is not finite ({bad} of {values.size} values are NaN or inf); {hint}")
-    ### END SOLUTION
-
 # %% nbgrader={"grade": false, "grade_id": "train-epoch", "locked": false, "schema_version": 3, "solution": true}
 #| export
-_PHASES = ("data", "forward", "backward", "step")
+@patch
+def train_epoch(self: Trainer):
+    """One epoch over train_loader in training mode: zero_grad, forward, loss, backward, step.
 
-
-def _train_epoch(trainer):
-    """One pass over trainer.train_loader in training mode: zero_grad, forward, loss, backward, step.
-
-    Returns {"loss", "accuracy", "samples", "seconds"} averaged per sample; sets trainer.phase_ns
-    and increments trainer.epoch when the epoch completes.
+    Returns {"loss", "accuracy", "samples", "seconds"}, averaged per sample; sets phase_ns
+    and increments epoch when the epoch completes.
     """
     ### BEGIN SOLUTION
-    model, optimizer, epoch = trainer.model, trainer.optimizer, trainer.epoch + 1
-    model.train()
-    tally, phases, hint = _Tally(trainer.classification), dict.fromkeys(_PHASES, 0), trainer._divergence_hint()
+    epoch, hint = self.epoch + 1, self._divergence_hint()
+    self.model.train()
+    tally, phases = _Tally(self.classification), dict.fromkeys(_PHASES, 0)
     start = tick = time.perf_counter_ns()
-    for batch, (x, y) in enumerate(_pairs(trainer.train_loader, "train_loader"), start=1):
+    for batch, (x, y) in enumerate(_pairs(self.train_loader, "train_loader"), start=1):
         tick = _timed(phases, "data", tick)
-        where = _where(f"epoch {epoch}", batch, trainer.train_loader)
-        optimizer.zero_grad()
-        output = model(x)
+        where = _where(f"epoch {epoch}", batch, self.train_loader)
+        self.optimizer.zero_grad()
+        output = self.model(x)
         _check_finite(output, "the model's output", where, hint)
-        loss = trainer.loss_fn(output, y)
+        loss = self.loss_fn(output, y)
         value = float(loss.item())
         _check_finite(value, "the loss", where, hint)
         tick = _timed(phases, "forward", tick)
         loss.backward()
         tick = _timed(phases, "backward", tick)
-        optimizer.step()
+        self.optimizer.step()
         tick = _timed(phases, "step", tick)
         tally.add(value, output, y)
     result = tally.result("train_loader")
     result["seconds"] = (time.perf_counter_ns() - start) / 1e9
-    trainer.phase_ns, trainer.epoch = phases, epoch
+    self.phase_ns, self.epoch = phases, epoch
     return result
     ### END SOLUTION
 
 # %% [markdown]
-# ### Check step 2
+# ### Check step 3
 #
 # The cell trains the toy regression of the first cell with a `Trainer` for one epoch,
 # and repeats the same epoch by hand on an identical model (same seed). The loss must
@@ -443,7 +486,7 @@ else:
 print("OK: per-sample loss, same weights as the hand-written loop, NaN stops training")
 
 # %% [markdown]
-# ## Step 3: evaluation
+# ## Step 4: evaluation
 #
 # Evaluating a model differs from training in three ways:
 #
@@ -458,28 +501,30 @@ print("OK: per-sample loss, same weights as the hand-written loop, NaN stops tra
 #   flag in a `finally:` block (restoring only the top-level mode with `model.train()`
 #   would lose a sub-module someone had frozen in eval mode).
 #
-# `_evaluate(trainer, loader)` returns `{"loss", "accuracy", "samples"}`, averaged per
-# sample like `_train_epoch` (use `_Tally`). A non-finite output raises the same
-# `FloatingPointError`, with `where` such as `"evaluate, batch 3 of 6"`.
+# `evaluate(loader)` returns `{"loss", "accuracy", "samples"}`, averaged per sample with
+# a `_Tally` like `train_epoch`. A non-finite output raises the same
+# `FloatingPointError`, with `where` such as `"evaluate, batch 3 of 6"` and the hint
+# `"the weights or the inputs contain NaN/inf; check the data and the training run"`.
 
 # %% nbgrader={"grade": false, "grade_id": "evaluate", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _evaluate(trainer, loader):
-    """Per-sample loss (and accuracy) of trainer.model on loader under no_grad() in eval mode.
+@patch
+def evaluate(self: Trainer, loader):
+    """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples).
 
     Every module's training flag is restored afterwards, also when an error is raised.
     """
     ### BEGIN SOLUTION
-    modes = [(module, module.training) for module in trainer.model.modules()]
-    trainer.model.eval()
+    modes = [(module, module.training) for module in self.model.modules()]
+    self.model.eval()
     try:
         with no_grad():
-            tally = _Tally(trainer.classification)
+            tally = _Tally(self.classification)
             for batch, (x, y) in enumerate(_pairs(loader, "evaluate: the loader"), start=1):
-                output = trainer.model(x)
+                output = self.model(x)
                 _check_finite(output, "the model's output", _where("evaluate", batch, loader),
                               "the weights or the inputs contain NaN/inf; check the data and the training run")
-                tally.add(float(trainer.loss_fn(output, y).item()), output, y)
+                tally.add(float(self.loss_fn(output, y).item()), output, y)
             return tally.result("evaluate: the loader")
     finally:
         for module, mode in modes:
@@ -487,7 +532,7 @@ def _evaluate(trainer, loader):
     ### END SOLUTION
 
 # %% [markdown]
-# ### Check step 3
+# ### Check step 4
 #
 # A classifier with a `Dropout` layer is evaluated twice, in batches of 4 and in one
 # batch: the loss must equal a numpy computation of the cross-entropy over all samples
@@ -515,23 +560,24 @@ assert net.training and net[1].training
 print("OK: evaluate matches numpy, uses eval mode and restores training mode")
 
 # %% [markdown]
-# ## Step 4: fit, history and printing
+# ## Step 5: fit, history and printing
 #
-# `_fit(trainer, epochs, checkpoint_path, verbose)` trains `epochs` **more** epochs. For
+# `fit(epochs, checkpoint_path=None, verbose=True)` trains `epochs` **more** epochs. For
 # each one it measures the wall time (`time.perf_counter_ns`) of `train_epoch()` plus,
 # when there is a `val_loader`, `evaluate(val_loader)`, and appends a record
 #
 # `{"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}`
 #
-# to `trainer.history` (val entries are `None` without a `val_loader`). Then, if a
-# `checkpoint_path` is given, it saves a checkpoint there (with `overwrite=True`: it is
-# this run's own file, rewritten every epoch) and, if `verbose`, prints
-# `_epoch_line(record)`. It returns a copy of the whole history, so after a resume the
-# list covers the earlier epochs too.
+# to `self.history` (`epoch` is `self.epoch` after the training epoch; val entries are
+# `None` without a `val_loader`). Then, if a `checkpoint_path` is given, it saves a
+# checkpoint there (with `overwrite=True`: it is this run's own file, rewritten every
+# epoch) and, if `verbose`, prints `_epoch_line(record)`. It returns a copy of the whole
+# history, so after a resume the list covers the earlier epochs too.
 #
-# One check comes first: `_check_checkpoint_target` refuses a `checkpoint_path` that
-# already exists unless this trainer itself saved or loaded it. Silently overwriting the
-# checkpoint of another run is the kind of loss nobody notices until it is too late.
+# The checks come first and are given: `epochs` must be a positive int, and
+# `_check_checkpoint_target` refuses a `checkpoint_path` that already exists unless this
+# trainer itself saved or loaded it. Silently overwriting the checkpoint of another run
+# is the kind of loss nobody notices until it is too late.
 
 # %%
 #| export
@@ -548,6 +594,14 @@ def _epoch_line(record):
             f"acc {_fraction(record['train_accuracy'])}{val} | {record['seconds'] * 1e3:.0f} ms")
 
 
+def _npz_path(path):
+    """path as a str ending in .npz; ValueError otherwise."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"a checkpoint path must end in .npz, got {path!r}; e.g. 'run1.npz'")
+    return path
+
+
 def _check_checkpoint_target(trainer, path):
     """path as a str ending in .npz; FileExistsError if it exists and is not the file this
     trainer last saved or loaded."""
@@ -560,33 +614,34 @@ def _check_checkpoint_target(trainer, path):
 
 # %% nbgrader={"grade": false, "grade_id": "fit", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _fit(trainer, epochs, checkpoint_path, verbose):
-    """Train epochs more epochs, validating after each; append records to trainer.history.
+@patch
+def fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
+    """Train epochs more epochs (validating each); returns the whole history (a list of dicts).
 
     Saves a checkpoint after every epoch when checkpoint_path is given; prints one line per
-    epoch when verbose. Returns a copy of the whole history.
+    epoch when verbose.
     """
-    ### BEGIN SOLUTION
     epochs = _positive_int(epochs, "epochs")
     if checkpoint_path is not None:
-        checkpoint_path = _check_checkpoint_target(trainer, checkpoint_path)
+        checkpoint_path = _check_checkpoint_target(self, checkpoint_path)
+    ### BEGIN SOLUTION
     for _ in range(epochs):
         start = time.perf_counter_ns()
-        train = trainer.train_epoch()
-        val = trainer.evaluate(trainer.val_loader) if trainer.val_loader is not None else {}
-        record = {"epoch": trainer.epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+        train = self.train_epoch()
+        val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
+        record = {"epoch": self.epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                   "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy"),
                   "seconds": (time.perf_counter_ns() - start) / 1e9}
-        trainer.history.append(record)
+        self.history.append(record)
         if checkpoint_path is not None:
-            trainer.save_checkpoint(checkpoint_path, overwrite=True)
+            self.save_checkpoint(checkpoint_path, overwrite=True)
         if verbose:
             print(_epoch_line(record))
-    return list(trainer.history)
+    return list(self.history)
     ### END SOLUTION
 
 # %% [markdown]
-# ### Check step 4
+# ### Check step 5
 #
 # Two more epochs of the classifier, validated on the same data; the history must hold
 # two records numbered 1 and 2.
@@ -602,7 +657,7 @@ assert history[-1]["epoch"] == 3 and history[-1]["val_accuracy"] is not None
 print("OK: fit trains, validates, prints and records history")
 
 # %% [markdown]
-# ## Step 5: saving a checkpoint, atomically
+# ## Step 6: saving a checkpoint, atomically
 #
 # A **checkpoint** is everything needed to continue training later: the model's
 # weights, the optimizer's state (Adam's running averages and step counts), how many
@@ -615,14 +670,15 @@ print("OK: fit trains, validates, prints and records history")
 # | key | value |
 # |---|---|
 # | `model/<name>` | each parameter, named as in `model.state_dict()` (e.g. `model/0.weight`) |
-# | `optimizer/<key>` | each entry of `optimizer.state_dict()` (e.g. `optimizer/state.0.exp_avg`) |
-# | `meta/format_version` | `1`; a reader refuses versions it does not know |
-# | `meta/epoch` | completed epochs |
-# | `meta/history` | the history as a JSON string (a 0-d unicode array) |
-# | `meta/rng_states` | JSON: `{name: generator.bit_generator.state}` for every `np.random.Generator` attribute of the train loader and of the model's modules |
+# | `optimizer/<key>` | each entry of `optimizer.state_dict()` as an array (`np.asarray`; e.g. `optimizer/state.0.exp_avg`) |
+# | `meta/format_version` | `CHECKPOINT_FORMAT_VERSION` (1) as an `np.int64`; a reader refuses versions it does not know |
+# | `meta/epoch` | completed epochs, an `np.int64` |
+# | `meta/history` | the history as a JSON string (`np.asarray(json.dumps(...))`, a 0-d unicode array) |
+# | `meta/rng_states` | JSON: `{name: generator.bit_generator.state}` for every generator that `_random_generators(trainer)` (given) finds: the `np.random.Generator` attributes of the train loader and of the model's modules |
 #
 # Text and numbers only: loading never needs pickle, which could run arbitrary code
-# from a file someone sent you. `_checkpoint_arrays` below (given) builds this dict.
+# from a file someone sent you. Write `_checkpoint_arrays(trainer)`, which builds this
+# dict.
 #
 # **Atomic writing.** If the program dies while `np.savez` is writing, a file written
 # in place is half a zip: the previous checkpoint is gone and the new one unreadable. The
@@ -632,10 +688,10 @@ print("OK: fit trains, validates, prints and records history")
 # see either the old file or the new one, never a mix. If anything fails before the
 # rename, delete the temporary file and re-raise the error.
 #
-# Write `_write_npz_atomically(path, arrays, overwrite)`. An existing `path` raises
-# `FileExistsError` (saying to pass `overwrite=True`) unless `overwrite` is true. Pass
-# `np.savez` the open file object, not the temporary name (given a name, numpy would
-# append `.npz` to it).
+# Write `_write_npz_atomically(path, arrays, overwrite)`; the given check above your
+# code refuses an existing `path` with a `FileExistsError` unless `overwrite` is true.
+# Pass `np.savez` the open file object, not the temporary name (given a name, numpy would
+# append `.npz` to it). `save_checkpoint`, in the given class, joins the two.
 
 # %%
 #| export
@@ -648,9 +704,11 @@ def _random_generators(trainer):
             for attribute, value in sorted(getattr(obj, "__dict__", {}).items())
             if isinstance(value, np.random.Generator)}
 
-
+# %% nbgrader={"grade": false, "grade_id": "checkpoint-arrays", "locked": false, "schema_version": 3, "solution": true}
+#| export
 def _checkpoint_arrays(trainer):
     """Everything a checkpoint stores, as {key: ndarray} for np.savez."""
+    ### BEGIN SOLUTION
     arrays = {f"model/{name}": value for name, value in trainer.model.state_dict().items()}
     arrays.update({f"optimizer/{key}": np.asarray(value) for key, value in trainer.optimizer.state_dict().items()})
     rng_states = {name: gen.bit_generator.state for name, gen in _random_generators(trainer).items()}
@@ -659,14 +717,27 @@ def _checkpoint_arrays(trainer):
     arrays["meta/history"] = np.asarray(json.dumps(trainer.history))
     arrays["meta/rng_states"] = np.asarray(json.dumps(rng_states))
     return arrays
+    ### END SOLUTION
 
+# %% [markdown]
+# ### Check step 6a
+#
+# The classifier's checkpoint dict, compared with its parts: every parameter under
+# `model/`, SGD's learning rate under `optimizer/`, and metadata that reads back as the
+# trainer's epoch and history.
 
-def _npz_path(path):
-    """path as a str ending in .npz; ValueError otherwise."""
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        raise ValueError(f"a checkpoint path must end in .npz, got {path!r}; e.g. 'run1.npz'")
-    return path
+# %%
+clf_arrays = _checkpoint_arrays(clf)
+for key, value in clf_arrays.items():
+    print(f"{key:24s} shape {str(value.shape):8s} dtype {value.dtype}")
+assert {k for k in clf_arrays if k.startswith("model/")} == {"model/0.weight", "model/0.bias"}
+assert np.array_equal(clf_arrays["model/0.weight"], net[0].weight.data)
+assert np.isclose(clf_arrays["optimizer/lr"], 0.1) and all(isinstance(v, np.ndarray) for v in clf_arrays.values())
+assert clf_arrays["meta/format_version"] == 1 and clf_arrays["meta/epoch"].dtype == np.int64
+assert clf_arrays["meta/epoch"] == 3 and json.loads(clf_arrays["meta/history"].item()) == clf.history
+rng_names = set(json.loads(clf_arrays["meta/rng_states"].item()))
+assert "model.1._rng" in rng_names and rng_names == set(_random_generators(clf))   # Dropout's generator
+print("OK: the checkpoint holds the model, the optimizer and JSON metadata")
 
 # %% nbgrader={"grade": false, "grade_id": "atomic-write", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -676,10 +747,10 @@ def _write_npz_atomically(path, arrays, overwrite):
     Never leaves a partial file at path or a stray temporary file; FileExistsError if path
     exists and overwrite is False.
     """
-    ### BEGIN SOLUTION
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} already exists; pass overwrite=True to replace it, or choose another path")
+    ### BEGIN SOLUTION
     folder, name = os.path.split(os.path.abspath(path))
     descriptor, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
@@ -694,17 +765,9 @@ def _write_npz_atomically(path, arrays, overwrite):
         raise
     ### END SOLUTION
 
-# %%
-#| export
-def _save_checkpoint(trainer, path, overwrite):
-    """Write trainer's checkpoint to path (.npz) atomically; returns path."""
-    path = _npz_path(path)
-    _write_npz_atomically(path, _checkpoint_arrays(trainer), overwrite)
-    trainer._checkpoint_file = os.path.realpath(path)
-    return path
 
 # %% [markdown]
-# ### Check step 5
+# ### Check step 6b
 #
 # Save the classifier's checkpoint into a temporary folder, list what is inside, and
 # check that a second save refuses to overwrite it. Then make `np.savez` fail half way:
@@ -717,8 +780,7 @@ workdir = tempfile.TemporaryDirectory()
 ckpt = os.path.join(workdir.name, "clf.npz")
 clf.save_checkpoint(ckpt)
 with np.load(ckpt, allow_pickle=False) as archive:
-    for key in archive.files:
-        print(f"{key:28s} shape {str(archive[key].shape):8s} dtype {archive[key].dtype}")
+    assert sorted(archive.files) == sorted(clf_arrays)
     assert json.loads(archive["meta/history"].item()) == clf.history and archive["meta/epoch"] == 3
 try:
     clf.save_checkpoint(ckpt)
@@ -747,28 +809,31 @@ assert open(ckpt, "rb").read() == before and os.listdir(workdir.name) == ["clf.n
 print("OK: one .npz with model/, optimizer/ and meta/ keys; no overwrite; a failed write leaves no trace")
 
 # %% [markdown]
-# ## Step 6: loading a checkpoint: check everything, then change everything
+# ## Step 7: loading a checkpoint: check everything, then change everything
 #
 # Loading is the mirror image of saving, with one rule: **validate everything before
 # changing anything**. If the file belongs to a different model, the error must come
 # before the first weight is overwritten; otherwise a failed load leaves a model that is
 # half old and half new, and nothing tells you.
 #
-# `_read_npz(path)` (given) reads every array with `allow_pickle=False` and turns a file
-# that is not an `.npz` archive, or a corrupt one, into a `ValueError` naming the file.
-# `_split_checkpoint` (given) checks `meta/format_version` and splits the keys into
-# model state, optimizer state and parsed metadata. You write:
+# The checks are given:
 #
-# - `_check_model_state(model, state, path)`: the checkpoint's keys must equal the
-#   model's parameter names exactly, else a `ValueError` listing the missing and the
-#   unexpected keys, each sorted; then each array's shape must equal its parameter's,
-#   else a `ValueError` naming the key and both shapes.
-# - `_load_checkpoint(trainer, path)`: read, split, check the model state and the random
-#   generators (`_check_rng_states`, given); then restore the optimizer
-#   (`optimizer.load_state_dict` validates its own dict before it changes anything, so it
-#   goes first), the model (`model.load_state_dict`), each generator's
-#   `bit_generator.state`, `trainer.epoch` and `trainer.history`. Record
-#   `trainer._checkpoint_file = os.path.realpath(path)` and return the epoch.
+# - `_read_npz(path)` reads every array with `allow_pickle=False` and turns a file that
+#   is not an `.npz` archive, or a corrupt one, into a `ValueError` naming the file;
+# - `_split_checkpoint(arrays, path)` checks `meta/format_version` and splits the keys
+#   into model state, optimizer state and parsed metadata (`epoch`, `history`,
+#   `rng_states`);
+# - `_check_model_state(model, state, path)` requires the checkpoint's keys to equal the
+#   model's parameter names exactly (else a `ValueError` listing the missing and the
+#   unexpected keys, each sorted) and each array's shape to equal its parameter's;
+# - `_check_rng_states(trainer, states, path)` requires the saved generators to be this
+#   trainer's and returns them by name.
+#
+# You write `load_checkpoint(path)`: read, split, and run both checks first; then
+# restore the optimizer (`optimizer.load_state_dict` validates its own dict before it
+# changes anything, so it goes first), the model (`model.load_state_dict`), each
+# generator's `bit_generator.state`, `self.epoch` and `self.history`. Record
+# `self._checkpoint_file = os.path.realpath(path)` and return the epoch.
 
 # %%
 #| export
@@ -820,6 +885,21 @@ def _split_checkpoint(arrays, path):
     return groups["model"], groups["optimizer"], meta
 
 
+def _check_model_state(model, state, path):
+    """ValueError unless state has exactly model's parameter names, each with its parameter's shape."""
+    params = dict(model.named_parameters())
+    missing, unexpected = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {path} does not fit this model: missing keys {missing}, unexpected keys "
+            f"{unexpected}; build the model exactly as it was built when the checkpoint was saved")
+    for name, param in params.items():
+        if state[name].shape != param.shape:
+            raise ValueError(
+                f"checkpoint {path}: shape mismatch for {name!r}: the checkpoint has {state[name].shape}, "
+                f"the model has {param.shape}; were the layer sizes different when it was saved?")
+
+
 def _check_rng_states(trainer, states, path):
     """trainer's generators by name, after checking that states has exactly those names and kinds."""
     generators = _random_generators(trainer)
@@ -834,53 +914,39 @@ def _check_rng_states(trainer, states, path):
             raise ValueError(f"checkpoint {path}: generator {name!r} was saved as a different kind than {kind}")
     return generators
 
-# %% nbgrader={"grade": false, "grade_id": "check-checkpoint", "locked": false, "schema_version": 3, "solution": true}
-#| export
-def _check_model_state(model, state, path):
-    """ValueError unless state has exactly model's parameter names, each with its parameter's shape."""
-    ### BEGIN SOLUTION
-    params = dict(model.named_parameters())
-    missing, unexpected = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {path} does not fit this model: missing keys {missing}, unexpected keys "
-            f"{unexpected}; build the model exactly as it was built when the checkpoint was saved")
-    for name, param in params.items():
-        if state[name].shape != param.shape:
-            raise ValueError(
-                f"checkpoint {path}: shape mismatch for {name!r}: the checkpoint has {state[name].shape}, "
-                f"the model has {param.shape}; were the layer sizes different when it was saved?")
-    ### END SOLUTION
-
 # %% nbgrader={"grade": false, "grade_id": "load-checkpoint", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _load_checkpoint(trainer, path):
-    """Check the checkpoint at path against trainer, then restore model, optimizer, random
-    generators, epoch and history. Nothing changes when a check fails. Returns the epoch."""
+@patch
+def load_checkpoint(self: Trainer, path):
+    """Check, then restore what save_checkpoint wrote; returns the restored epoch count.
+
+    Restores model, optimizer, random generators, epoch and history; nothing changes when a
+    check fails.
+    """
     ### BEGIN SOLUTION
     model_state, optimizer_state, meta = _split_checkpoint(_read_npz(path), path)
-    _check_model_state(trainer.model, model_state, path)
-    generators = _check_rng_states(trainer, meta["rng_states"], path)
-    trainer.optimizer.load_state_dict(optimizer_state)  # checks its dict before changing anything
-    trainer.model.load_state_dict(model_state)
+    _check_model_state(self.model, model_state, path)
+    generators = _check_rng_states(self, meta["rng_states"], path)
+    self.optimizer.load_state_dict(optimizer_state)  # checks its dict before changing anything
+    self.model.load_state_dict(model_state)
     for name, generator in generators.items():
         generator.bit_generator.state = meta["rng_states"][name]
-    trainer.epoch, trainer.history = meta["epoch"], meta["history"]
-    trainer._checkpoint_file = os.path.realpath(path)
-    return trainer.epoch
+    self.epoch, self.history = meta["epoch"], meta["history"]
+    self._checkpoint_file = os.path.realpath(path)
+    return self.epoch
     ### END SOLUTION
 
 # %% [markdown]
-# ### Check step 6
+# ### Check step 7
 #
-# Resume the classifier from the checkpoint saved in step 5 into a fresh trainer built
+# Resume the classifier from a checkpoint that `fit` saves into a fresh trainer built
 # with the same seeds, train both one more epoch, and compare: the weights must be
 # bit-identical. A model with a different hidden size must be refused with the key and
 # both shapes, before anything changes.
 
 # %%
 def make_clf(hidden=3):
-    """The step-3 classifier (hidden outputs), with a shuffling loader and SGD with momentum."""
+    """The step-4 classifier (hidden outputs), with a shuffling loader and SGD with momentum."""
     net = Sequential(Linear(4, hidden, rng=1), Dropout(0.5, rng=2))
     loader = DataLoader(cls_data, batch_size=4, shuffle=True, seed=5)
     return Trainer(net, CrossEntropyLoss(), SGD(net.parameters(), lr=0.1, momentum=0.9), loader)
@@ -934,6 +1000,29 @@ except TypeError:
     pass
 else:
     raise AssertionError("float labels must raise TypeError")
+
+# %% nbgrader={"grade": true, "grade_id": "test-tally", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+rng = np.random.default_rng(12)
+sizes = [5, 3, 8, 1]
+per_row_losses = rng.random(sum(sizes))                  # pretend per-sample losses
+batch_scores = rng.standard_normal((sum(sizes), 4))
+batch_labels = rng.integers(0, 4, size=sum(sizes))
+for classification in (True, False):
+    tally, start = _Tally(classification), 0
+    for size in sizes:                                    # each batch reports its mean loss
+        rows = slice(start, start + size)
+        tally.add(float(per_row_losses[rows].mean()), Tensor(batch_scores[rows]), batch_labels[rows])
+        start += size
+    outcome = tally.result("the loader")
+    assert outcome["samples"] == 17 and np.isclose(outcome["loss"], per_row_losses.mean())
+    expected_accuracy = np.mean(batch_scores.argmax(axis=1) == batch_labels) if classification else None
+    assert outcome["accuracy"] == expected_accuracy, (outcome, expected_accuracy)
+try:
+    _Tally(False).result("the empty loader")
+except ValueError as err:
+    assert "the empty loader" in str(err)
+else:
+    raise AssertionError("a tally without batches must raise ValueError")
 
 # %% nbgrader={"grade": true, "grade_id": "test-train-epoch", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 data_rng = np.random.default_rng(21)
@@ -1022,6 +1111,30 @@ assert fitted.fit(1, verbose=False)[-1]["epoch"] == 4
 mse_model = Linear(1, 1, rng=0)
 regression = Trainer(mse_model, MSELoss(), SGD(mse_model.parameters(), lr=0.1), DataLoader(toy_data, batch_size=4))
 assert regression.fit(1, verbose=False)[0]["train_accuracy"] is None
+
+# %% nbgrader={"grade": true, "grade_id": "test-checkpoint-arrays", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from tinytorch.core.optimizers import Adam
+
+adam_net = Sequential(Linear(3, 4, rng=7), Dropout(0.25, rng=8), Linear(4, 2, rng=9))
+adam_run = Trainer(adam_net, CrossEntropyLoss(), Adam(adam_net.parameters(), lr=0.01),
+                   DataLoader(dataset, batch_size=3, shuffle=True, seed=10))
+adam_run.fit(1, verbose=False)
+stored = _checkpoint_arrays(adam_run)
+expected_keys = {f"model/{k}" for k in adam_net.state_dict()} | {f"optimizer/{k}" for k in adam_run.optimizer.state_dict()}
+expected_keys |= {"meta/format_version", "meta/epoch", "meta/history", "meta/rng_states"}
+assert set(stored) == expected_keys, sorted(set(stored) ^ expected_keys)
+assert all(isinstance(value, np.ndarray) for value in stored.values())
+for key, value in adam_net.state_dict().items():
+    assert np.array_equal(stored[f"model/{key}"], value), key
+for key, value in adam_run.optimizer.state_dict().items():
+    assert np.array_equal(stored[f"optimizer/{key}"], np.asarray(value)), key
+assert stored["meta/format_version"].dtype == np.int64 and int(stored["meta/format_version"]) == CHECKPOINT_FORMAT_VERSION
+assert stored["meta/epoch"].dtype == np.int64 and int(stored["meta/epoch"]) == 1
+assert stored["meta/history"].shape == () and json.loads(stored["meta/history"].item()) == adam_run.history
+states = json.loads(stored["meta/rng_states"].item())
+assert sorted(states) == ["model.1._rng", "train_loader._rng"]     # Dropout's masks, the shuffle order
+for name, generator in _random_generators(adam_run).items():
+    assert states[name] == generator.bit_generator.state, name
 
 # %% nbgrader={"grade": true, "grade_id": "test-checkpoint", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 from tinytorch.core.optimizers import Adam

@@ -318,7 +318,7 @@ class AvgPool2d(_Pool2d):
 
     _function = AvgPool2dFunction
 
-# %% ../../nbs/09_convolutions.ipynb #338d7844
+# %% ../../nbs/09_convolutions.ipynb #21ea68ad
 class Flatten(Module):
     """Merge the dimensions from start_dim on into one: (N, C, H, W) -> (N, C*H*W) by default."""
 
@@ -336,7 +336,7 @@ class Flatten(Module):
             raise ValueError(
                 f"Flatten(start_dim={self.start_dim}) needs an input with a dimension {self.start_dim}, "
                 f"got shape {x.shape} ({x.ndim} dims)")
-        dim = self.start_dim % x.ndim
+        dim = self.start_dim % x.ndim  # a negative start_dim counts from the end
         return x.reshape(x.shape[:dim] + (math.prod(x.shape[dim:]),))
 
     def extra_repr(self):

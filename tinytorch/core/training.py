@@ -6,7 +6,7 @@
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT_VERSION', 'accuracy', 'Trainer']
 
-# %% ../../nbs/08_training.ipynb #49dd79d9
+# %% ../../nbs/08_training.ipynb #e4762570
 import contextlib
 import json
 import numbers
@@ -17,6 +17,7 @@ import zipfile
 import zlib
 
 import numpy as np
+from fastcore.basics import patch
 
 from .autograd import no_grad
 from .layers import Module, _positive_int
@@ -30,10 +31,9 @@ def _array(value):
     """The ndarray behind a Tensor, or np.asarray(value) for anything else."""
     return value.data if isinstance(value, Tensor) else np.asarray(value)
 
-# %% ../../nbs/08_training.ipynb #c1857636
-def _correct_count(logits, labels):
-    """Number of rows i with argmax(logits[i]) == labels[i]; logits (N, C), labels (N,) ints."""
-    scores, targets = _array(logits), _array(labels)
+
+def _check_predictions(scores, targets):
+    """ValueError/TypeError unless scores is a non-empty (N, C) array and targets (N,) integer labels."""
     if scores.ndim != 2 or targets.shape != scores.shape[:1]:
         raise ValueError(
             f"accuracy expects logits of shape (N, C) and labels of shape (N,), got logits "
@@ -45,9 +45,16 @@ def _correct_count(logits, labels):
     if scores.size == 0:
         raise ValueError(f"accuracy: logits of shape {scores.shape} are empty; "
                          "there is nothing to count")
-    return int(np.count_nonzero(scores.argmax(axis=1) == targets))
 
-# %% ../../nbs/08_training.ipynb #93dc54e2
+# %% ../../nbs/08_training.ipynb #4cf94c3a
+def _correct_count(logits, labels):
+    """Number of rows i with argmax(logits[i]) == labels[i]; logits (N, C), labels (N,) ints."""
+    scores, targets = _array(logits), _array(labels)
+    _check_predictions(scores, targets)
+    predictions = scores.argmax(axis=1)  # the class with the largest logit, one per row
+    return int(np.count_nonzero(predictions == targets))
+
+
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label: mean(argmax(logits, 1) == labels).
 
@@ -55,36 +62,7 @@ def accuracy(logits, labels):
     """
     return _correct_count(logits, labels) / len(_array(labels))
 
-# %% ../../nbs/08_training.ipynb #bf3109ca
-def _pairs(loader, what):
-    """Yield (x, y) from each batch of loader; ValueError naming what if a batch is not a pair."""
-    for batch in loader:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            kind = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__
-            raise ValueError(
-                f"{what} must yield batches (inputs, targets), got {kind}; use e.g. "
-                "DataLoader(TensorDataset(x, y), batch_size=32)")
-        yield batch
-
-
-def _where(prefix, batch, loader):
-    """'<prefix>, batch 5 of 23', e.g. 'epoch 2, batch 5 of 23' ('of 23' only if loader has a length)."""
-    total = f" of {len(loader)}" if hasattr(loader, "__len__") else ""
-    return f"{prefix}, batch {batch}{total}"
-
-
-def _batch_count(loader):
-    """len(loader), or '?' for a loader without a length (e.g. a generator)."""
-    return len(loader) if hasattr(loader, "__len__") else "?"
-
-
-def _timed(phases, name, start):
-    """Add the nanoseconds since start to phases[name]; return the current time (ns)."""
-    now = time.perf_counter_ns()
-    phases[name] += now - start
-    return now
-
-
+# %% ../../nbs/08_training.ipynb #cdbbab57
 class _Tally:
     """Per-sample running sums over the batches of one pass: loss, correct predictions, samples."""
 
@@ -110,7 +88,48 @@ class _Tally:
     def __repr__(self):
         return f"_Tally(samples={self.samples}, loss_sum={self.loss_sum:.6g}, correct={self.correct})"
 
-# %% ../../nbs/08_training.ipynb #c1f4837b
+# %% ../../nbs/08_training.ipynb #23282608
+def _check_finite(values, what, where, hint):
+    """FloatingPointError '<where>: <what> is not finite (k of n values ...); <hint>' if any value is NaN/inf."""
+    values = _array(values)
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))  # one vectorised pass
+    if bad:
+        raise FloatingPointError(
+            f"{where}: {what} is not finite ({bad} of {values.size} values are NaN or inf); {hint}")
+
+
+def _pairs(loader, what):
+    """Yield (x, y) from each batch of loader; ValueError naming what if a batch is not a pair."""
+    for batch in loader:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            kind = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else type(batch).__name__
+            raise ValueError(
+                f"{what} must yield batches (inputs, targets), got {kind}; use e.g. "
+                "DataLoader(TensorDataset(x, y), batch_size=32)")
+        yield batch
+
+
+def _where(prefix, batch, loader):
+    """'<prefix>, batch 5 of 23', e.g. 'epoch 2, batch 5 of 23' ('of 23' only if loader has a length)."""
+    total = f" of {len(loader)}" if hasattr(loader, "__len__") else ""
+    return f"{prefix}, batch {batch}{total}"
+
+
+def _batch_count(loader):
+    """len(loader), or '?' for a loader without a length (e.g. a generator)."""
+    return len(loader) if hasattr(loader, "__len__") else "?"
+
+
+_PHASES = ("data", "forward", "backward", "step")
+
+
+def _timed(phases, name, start):
+    """Add the nanoseconds since start to phases[name]; return the current time (ns)."""
+    now = time.perf_counter_ns()
+    phases[name] += now - start
+    return now
+
+# %% ../../nbs/08_training.ipynb #55e21e0e
 class Trainer:
     """Trains model with loss_fn and optimizer on batches (x, y) from train_loader.
 
@@ -153,25 +172,12 @@ class Trainer:
         return (f"lower the learning rate{now}, e.g. 10x, and check the data for NaN/inf; "
                 "training stopped instead of continuing with NaN weights")
 
-    def train_epoch(self):
-        """One epoch over train_loader; dict(loss, accuracy, samples, seconds)."""
-        return _train_epoch(self)
-
-    def evaluate(self, loader):
-        """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples)."""
-        return _evaluate(self, loader)
-
-    def fit(self, epochs, checkpoint_path=None, verbose=True):
-        """Train epochs more epochs (validating each); returns the whole history (a list of dicts)."""
-        return _fit(self, epochs, checkpoint_path, verbose)
-
     def save_checkpoint(self, path, overwrite=False):
         """Write model, optimizer, epoch and history to one .npz file, atomically; returns path."""
-        return _save_checkpoint(self, path, overwrite)
-
-    def load_checkpoint(self, path):
-        """Check, then restore what save_checkpoint wrote; returns the restored epoch count."""
-        return _load_checkpoint(self, path)
+        path = _npz_path(path)
+        _write_npz_atomically(path, _checkpoint_arrays(self), overwrite)  # both written in step 6
+        self._checkpoint_file = os.path.realpath(path)
+        return path
 
     def __repr__(self):
         params = sum(p.size for p in self.model.parameters())
@@ -180,71 +186,61 @@ class Trainer:
                 f"optimizer={type(self.optimizer).__name__}, train={_batch_count(self.train_loader)} batches, "
                 f"val={val}, epochs done={self.epoch})")
 
-# %% ../../nbs/08_training.ipynb #134f990f
-def _check_finite(values, what, where, hint):
-    """FloatingPointError '<where>: <what> is not finite (k of n values ...); <hint>' if any value is NaN/inf."""
-    values = _array(values)
-    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise FloatingPointError(
-            f"{where}: {what} is not finite ({bad} of {values.size} values are NaN or inf); {hint}")
+# %% ../../nbs/08_training.ipynb #ac9a2688
+@patch
+def train_epoch(self: Trainer):
+    """One epoch over train_loader in training mode: zero_grad, forward, loss, backward, step.
 
-# %% ../../nbs/08_training.ipynb #403a9491
-_PHASES = ("data", "forward", "backward", "step")
-
-
-def _train_epoch(trainer):
-    """One pass over trainer.train_loader in training mode: zero_grad, forward, loss, backward, step.
-
-    Returns {"loss", "accuracy", "samples", "seconds"} averaged per sample; sets trainer.phase_ns
-    and increments trainer.epoch when the epoch completes.
+    Returns {"loss", "accuracy", "samples", "seconds"}, averaged per sample; sets phase_ns
+    and increments epoch when the epoch completes.
     """
-    model, optimizer, epoch = trainer.model, trainer.optimizer, trainer.epoch + 1
-    model.train()
-    tally, phases, hint = _Tally(trainer.classification), dict.fromkeys(_PHASES, 0), trainer._divergence_hint()
+    epoch, hint = self.epoch + 1, self._divergence_hint()
+    self.model.train()
+    tally, phases = _Tally(self.classification), dict.fromkeys(_PHASES, 0)
     start = tick = time.perf_counter_ns()
-    for batch, (x, y) in enumerate(_pairs(trainer.train_loader, "train_loader"), start=1):
+    for batch, (x, y) in enumerate(_pairs(self.train_loader, "train_loader"), start=1):
         tick = _timed(phases, "data", tick)
-        where = _where(f"epoch {epoch}", batch, trainer.train_loader)
-        optimizer.zero_grad()
-        output = model(x)
+        where = _where(f"epoch {epoch}", batch, self.train_loader)
+        self.optimizer.zero_grad()
+        output = self.model(x)
         _check_finite(output, "the model's output", where, hint)
-        loss = trainer.loss_fn(output, y)
+        loss = self.loss_fn(output, y)
         value = float(loss.item())
         _check_finite(value, "the loss", where, hint)
         tick = _timed(phases, "forward", tick)
         loss.backward()
         tick = _timed(phases, "backward", tick)
-        optimizer.step()
+        self.optimizer.step()
         tick = _timed(phases, "step", tick)
         tally.add(value, output, y)
     result = tally.result("train_loader")
     result["seconds"] = (time.perf_counter_ns() - start) / 1e9
-    trainer.phase_ns, trainer.epoch = phases, epoch
+    self.phase_ns, self.epoch = phases, epoch
     return result
 
-# %% ../../nbs/08_training.ipynb #894a7ad6
-def _evaluate(trainer, loader):
-    """Per-sample loss (and accuracy) of trainer.model on loader under no_grad() in eval mode.
+# %% ../../nbs/08_training.ipynb #5845124a
+@patch
+def evaluate(self: Trainer, loader):
+    """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples).
 
     Every module's training flag is restored afterwards, also when an error is raised.
     """
-    modes = [(module, module.training) for module in trainer.model.modules()]
-    trainer.model.eval()
+    modes = [(module, module.training) for module in self.model.modules()]
+    self.model.eval()
     try:
         with no_grad():
-            tally = _Tally(trainer.classification)
+            tally = _Tally(self.classification)
             for batch, (x, y) in enumerate(_pairs(loader, "evaluate: the loader"), start=1):
-                output = trainer.model(x)
+                output = self.model(x)
                 _check_finite(output, "the model's output", _where("evaluate", batch, loader),
                               "the weights or the inputs contain NaN/inf; check the data and the training run")
-                tally.add(float(trainer.loss_fn(output, y).item()), output, y)
+                tally.add(float(self.loss_fn(output, y).item()), output, y)
             return tally.result("evaluate: the loader")
     finally:
         for module, mode in modes:
             module.training = mode
 
-# %% ../../nbs/08_training.ipynb #63888545
+# %% ../../nbs/08_training.ipynb #728d4a85
 def _fraction(value):
     """'97.2%' for a fraction, '-' for None."""
     return "-" if value is None else f"{value:.1%}"
@@ -258,6 +254,14 @@ def _epoch_line(record):
             f"acc {_fraction(record['train_accuracy'])}{val} | {record['seconds'] * 1e3:.0f} ms")
 
 
+def _npz_path(path):
+    """path as a str ending in .npz; ValueError otherwise."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"a checkpoint path must end in .npz, got {path!r}; e.g. 'run1.npz'")
+    return path
+
+
 def _check_checkpoint_target(trainer, path):
     """path as a str ending in .npz; FileExistsError if it exists and is not the file this
     trainer last saved or loaded."""
@@ -268,31 +272,32 @@ def _check_checkpoint_target(trainer, path):
             "call trainer.load_checkpoint(path) to resume from it, or choose another path")
     return path
 
-# %% ../../nbs/08_training.ipynb #748538fa
-def _fit(trainer, epochs, checkpoint_path, verbose):
-    """Train epochs more epochs, validating after each; append records to trainer.history.
+# %% ../../nbs/08_training.ipynb #1d97c5ad
+@patch
+def fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
+    """Train epochs more epochs (validating each); returns the whole history (a list of dicts).
 
     Saves a checkpoint after every epoch when checkpoint_path is given; prints one line per
-    epoch when verbose. Returns a copy of the whole history.
+    epoch when verbose.
     """
     epochs = _positive_int(epochs, "epochs")
     if checkpoint_path is not None:
-        checkpoint_path = _check_checkpoint_target(trainer, checkpoint_path)
+        checkpoint_path = _check_checkpoint_target(self, checkpoint_path)
     for _ in range(epochs):
         start = time.perf_counter_ns()
-        train = trainer.train_epoch()
-        val = trainer.evaluate(trainer.val_loader) if trainer.val_loader is not None else {}
-        record = {"epoch": trainer.epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+        train = self.train_epoch()
+        val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
+        record = {"epoch": self.epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                   "val_loss": val.get("loss"), "val_accuracy": val.get("accuracy"),
                   "seconds": (time.perf_counter_ns() - start) / 1e9}
-        trainer.history.append(record)
+        self.history.append(record)
         if checkpoint_path is not None:
-            trainer.save_checkpoint(checkpoint_path, overwrite=True)
+            self.save_checkpoint(checkpoint_path, overwrite=True)
         if verbose:
             print(_epoch_line(record))
-    return list(trainer.history)
+    return list(self.history)
 
-# %% ../../nbs/08_training.ipynb #51a12d9c
+# %% ../../nbs/08_training.ipynb #b7234f79
 def _random_generators(trainer):
     """{name: np.random.Generator} for the generator attributes of train_loader and every module."""
     owners = [("train_loader", trainer.train_loader)]
@@ -302,7 +307,7 @@ def _random_generators(trainer):
             for attribute, value in sorted(getattr(obj, "__dict__", {}).items())
             if isinstance(value, np.random.Generator)}
 
-
+# %% ../../nbs/08_training.ipynb #0a3f3eb9
 def _checkpoint_arrays(trainer):
     """Everything a checkpoint stores, as {key: ndarray} for np.savez."""
     arrays = {f"model/{name}": value for name, value in trainer.model.state_dict().items()}
@@ -314,15 +319,7 @@ def _checkpoint_arrays(trainer):
     arrays["meta/rng_states"] = np.asarray(json.dumps(rng_states))
     return arrays
 
-
-def _npz_path(path):
-    """path as a str ending in .npz; ValueError otherwise."""
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        raise ValueError(f"a checkpoint path must end in .npz, got {path!r}; e.g. 'run1.npz'")
-    return path
-
-# %% ../../nbs/08_training.ipynb #036b2abc
+# %% ../../nbs/08_training.ipynb #7d88bd89
 def _write_npz_atomically(path, arrays, overwrite):
     """np.savez arrays into a temporary file next to path, then os.replace it onto path.
 
@@ -345,15 +342,7 @@ def _write_npz_atomically(path, arrays, overwrite):
             os.remove(temp)
         raise
 
-# %% ../../nbs/08_training.ipynb #0004fbca
-def _save_checkpoint(trainer, path, overwrite):
-    """Write trainer's checkpoint to path (.npz) atomically; returns path."""
-    path = _npz_path(path)
-    _write_npz_atomically(path, _checkpoint_arrays(trainer), overwrite)
-    trainer._checkpoint_file = os.path.realpath(path)
-    return path
-
-# %% ../../nbs/08_training.ipynb #443dd936
+# %% ../../nbs/08_training.ipynb #9afbad62
 def _read_npz(path):
     """{key: array} of every entry of the .npz archive at path, read with allow_pickle=False."""
     path = os.fspath(path)
@@ -402,21 +391,6 @@ def _split_checkpoint(arrays, path):
     return groups["model"], groups["optimizer"], meta
 
 
-def _check_rng_states(trainer, states, path):
-    """trainer's generators by name, after checking that states has exactly those names and kinds."""
-    generators = _random_generators(trainer)
-    if not isinstance(states, dict) or sorted(states) != sorted(generators):
-        saved = sorted(states) if isinstance(states, dict) else states
-        raise ValueError(
-            f"checkpoint {path}: its random generators {saved} differ from this trainer's "
-            f"{sorted(generators)}; build the loader and the model the way the saved run did")
-    for name, generator in generators.items():
-        kind = generator.bit_generator.state["bit_generator"]
-        if not isinstance(states[name], dict) or states[name].get("bit_generator") != kind:
-            raise ValueError(f"checkpoint {path}: generator {name!r} was saved as a different kind than {kind}")
-    return generators
-
-# %% ../../nbs/08_training.ipynb #4a6125ca
 def _check_model_state(model, state, path):
     """ValueError unless state has exactly model's parameter names, each with its parameter's shape."""
     params = dict(model.named_parameters())
@@ -431,17 +405,36 @@ def _check_model_state(model, state, path):
                 f"checkpoint {path}: shape mismatch for {name!r}: the checkpoint has {state[name].shape}, "
                 f"the model has {param.shape}; were the layer sizes different when it was saved?")
 
-# %% ../../nbs/08_training.ipynb #bce23b13
-def _load_checkpoint(trainer, path):
-    """Check the checkpoint at path against trainer, then restore model, optimizer, random
-    generators, epoch and history. Nothing changes when a check fails. Returns the epoch."""
+
+def _check_rng_states(trainer, states, path):
+    """trainer's generators by name, after checking that states has exactly those names and kinds."""
+    generators = _random_generators(trainer)
+    if not isinstance(states, dict) or sorted(states) != sorted(generators):
+        saved = sorted(states) if isinstance(states, dict) else states
+        raise ValueError(
+            f"checkpoint {path}: its random generators {saved} differ from this trainer's "
+            f"{sorted(generators)}; build the loader and the model the way the saved run did")
+    for name, generator in generators.items():
+        kind = generator.bit_generator.state["bit_generator"]
+        if not isinstance(states[name], dict) or states[name].get("bit_generator") != kind:
+            raise ValueError(f"checkpoint {path}: generator {name!r} was saved as a different kind than {kind}")
+    return generators
+
+# %% ../../nbs/08_training.ipynb #ca3400fb
+@patch
+def load_checkpoint(self: Trainer, path):
+    """Check, then restore what save_checkpoint wrote; returns the restored epoch count.
+
+    Restores model, optimizer, random generators, epoch and history; nothing changes when a
+    check fails.
+    """
     model_state, optimizer_state, meta = _split_checkpoint(_read_npz(path), path)
-    _check_model_state(trainer.model, model_state, path)
-    generators = _check_rng_states(trainer, meta["rng_states"], path)
-    trainer.optimizer.load_state_dict(optimizer_state)  # checks its dict before changing anything
-    trainer.model.load_state_dict(model_state)
+    _check_model_state(self.model, model_state, path)
+    generators = _check_rng_states(self, meta["rng_states"], path)
+    self.optimizer.load_state_dict(optimizer_state)  # checks its dict before changing anything
+    self.model.load_state_dict(model_state)
     for name, generator in generators.items():
         generator.bit_generator.state = meta["rng_states"][name]
-    trainer.epoch, trainer.history = meta["epoch"], meta["history"]
-    trainer._checkpoint_file = os.path.realpath(path)
-    return trainer.epoch
+    self.epoch, self.history = meta["epoch"], meta["history"]
+    self._checkpoint_file = os.path.realpath(path)
+    return self.epoch
