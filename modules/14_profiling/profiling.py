@@ -265,8 +265,9 @@ print(f"OK: {count_parameters(net)} parameters, {parameter_bytes(net)} bytes; in
 # not a cost: such a function takes many processor cycles, as the measured GFLOP/s of
 # activation layers show.
 #
-# Your part: `linear_flops`, `conv2d_layer_flops` and `pool2d_flops`. They take the real
-# shapes (the output shape too, so stride and padding are already in it) and return ints.
+# Your part: `linear_flops`, `conv2d_layer_flops`, `pool2d_flops` and `elementwise_flops`. They
+# take the real shapes (the output shape too, so stride and padding are already in it) and
+# return ints.
 
 # %% nbgrader={"grade": false, "grade_id": "flop-formulas", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -303,7 +304,9 @@ def pool2d_flops(output_shape, kernel_size, kind):
 
 def elementwise_flops(shape, per_element):
     """FLOPs of an element-wise layer: per_element for every element of shape."""
+    ### BEGIN SOLUTION
     return per_element * math.prod(shape)
+    ### END SOLUTION
 
 # %% [markdown]
 # Layer types are matched to formulas by a small registry, `FLOP_RULES`: a type maps to a
@@ -563,14 +566,16 @@ def trace_forward(model, x):
 # Profiling a forward pass means profiling *inference*: `inference_mode(model)` switches
 # every module to evaluation mode (Dropout becomes the identity and draws no random
 # numbers) and turns gradient recording off for the block, then restores each module's
-# own `training` flag, even after an error. `zeros_input` builds the zero input that the
-# shape-only functions run on.
+# own `training` flag, even after an error. Your part: `inference_mode` (remember every
+# module's flag first, then set them all to `False`, and restore them in a `finally`).
+# `zeros_input` (given) builds the zero input that the shape-only functions run on.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "inference-mode", "locked": false, "schema_version": 3, "solution": true}
 #| export
 @contextlib.contextmanager
 def inference_mode(model):
     """Evaluation mode and no_grad for the block; each module's training flag is restored afterwards."""
+    ### BEGIN SOLUTION
     modules = model.modules() if isinstance(model, Module) else []
     flags = [(module, module.training) for module in modules]
     try:
@@ -581,6 +586,7 @@ def inference_mode(model):
     finally:
         for module, flag in flags:
             module.training = flag
+    ### END SOLUTION
 
 
 def inference_trace(model, x):
@@ -633,8 +639,8 @@ print("\nOK: real shapes recorded, hooks removed, shape errors name the layer")
 # of `input_shape`.
 #
 # Memory has two sides. *Counted*: parameter bytes, the size of the saved weights
-# (`serialized_bytes`, given: `state_dict()` written with `np.savez`, the zoo's file
-# format, into memory), input bytes and the sum of the
+# (`serialized_bytes`: `state_dict()` written with `np.savez`, the zoo's file
+# format, into an `io.BytesIO`), input bytes and the sum of the
 # activation bytes (an upper bound on what must be alive at once: a view such as
 # Flatten's output shares its input's memory, and the framework frees an activation once
 # the next layer is done with it). *Measured*: the peak that `tracemalloc` sees during one
@@ -652,12 +658,15 @@ print("\nOK: real shapes recorded, hooks removed, shape errors name the layer")
 #   the caller's peak value and cannot be undone: a caller who needs its own peak reads it
 #   before calling.
 #
-# Your part: `traced_peak` and `measure_memory` (a dict with `parameter_bytes`,
-# `activation_bytes`, `input_bytes`, `peak_bytes` and which session measured it). Run the
-# hook pass first (it also warms the model up), then time one plain forward pass without
-# hooks: the hooks keep every output alive and would inflate the peak.
+# Your part, first cell: the FLOP table (`layer_flops` applies a layer's rule to the real
+# shapes of its call, `flops_by_layer` makes one row per call of a traced inference pass,
+# `count_flops` sums them) and `serialized_bytes`; the checks for a missing rule or a missing
+# `state_dict` are given. Second cell: `traced_peak` and `measure_memory` (a dict with
+# `parameter_bytes`, `activation_bytes`, `input_bytes`, `peak_bytes` and which session
+# measured it). Run the hook pass first (it also warms the model up), then time one plain
+# forward pass without hooks: the hooks keep every output alive and would inflate the peak.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "flops-by-layer", "locked": false, "schema_version": 3, "solution": true}
 #| export
 FLOP_COLUMNS = ("layer", "type", "input_shape", "output_shape", "params", "flops", "activation_bytes")
 OWN_SESSION = "own tracemalloc session (started and stopped here)"
@@ -672,17 +681,21 @@ def layer_flops(call):
             f"layer {call.name!r} is a {call.kind}, which has no FLOP rule (known: "
             f"{', '.join(sorted(cls.__name__ for cls in FLOP_RULES))}); add one with "
             f"register_flop_rule({call.kind}, rule), rule(layer, input_shape, output_shape) -> int")
+    ### BEGIN SOLUTION
     return int(rule(call.layer, call.input_shape, call.output_shape))
+    ### END SOLUTION
 
 
 def flops_by_layer(model, input_shape):
     """DataFrame, one row per leaf-layer call: layer, type, input/output shape, params, FLOPs,
     activation bytes (its output's storage). Inference mode, zero input of input_shape."""
     x = zeros_input(input_shape)
+    ### BEGIN SOLUTION
     with inference_mode(model):   # the rules see each layer in the mode it ran in (Dropout: eval)
         rows = [(call.name, call.kind, call.input_shape, call.output_shape, count_parameters(call.layer),
                  layer_flops(call), storage_bytes(call.output)) for call in trace_forward(model, x)]
     return pd.DataFrame(rows, columns=list(FLOP_COLUMNS))
+    ### END SOLUTION
 
 
 def serialized_bytes(model):
@@ -691,15 +704,19 @@ def serialized_bytes(model):
     state_dict = getattr(model, "state_dict", None)
     if not callable(state_dict):
         return None
+    ### BEGIN SOLUTION
     buffer = io.BytesIO()
     np.savez(buffer, **state_dict())
     return buffer.getbuffer().nbytes
+    ### END SOLUTION
 
 
 def count_flops(model, input_shape):
     """Total FLOPs of one inference forward pass on input_shape (see FLOPS_PER_ELEMENT and the
     formulas linear_flops, conv2d_layer_flops, pool2d_flops; a multiply-add is 2 FLOPs)."""
+    ### BEGIN SOLUTION
     return int(flops_by_layer(model, input_shape)["flops"].sum())
+    ### END SOLUTION
 
 # %% nbgrader={"grade": false, "grade_id": "memory", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -866,10 +883,10 @@ def time_callable(fn, warmup=10, iterations=100, min_sample_ns=None, calls=None,
     the measured timer overhead)), or a fixed batch of `calls` calls (calls=1: single calls).
     timer: a TimerInfo to reuse (default: measured now). disable_gc: gc off while timing.
     """
-    ### BEGIN SOLUTION
     if not callable(fn):
         raise TypeError(f"time_callable needs a callable of no arguments, got {type(fn).__name__} {fn!r:.60}")
     warmup, iterations = _check_int(warmup, "warmup", 0), _check_int(iterations, "iterations", 1)
+    ### BEGIN SOLUTION
     timer = measure_timer() if timer is None else timer
     if calls is None and min_sample_ns is None:
         min_sample_ns = required_sample_ns(timer.overhead_ns)
@@ -947,7 +964,7 @@ print("OK: calibrated raw samples, warm-up recorded, clear errors")
 # `I* = P / B`. A layer with `I < I*` is **memory-bound** (more bandwidth would help, more
 # arithmetic speed would not); with `I >= I*` it is **compute-bound**. `classify_roofline`
 # is that arithmetic as a pure function of given numbers; `layer_bytes_moved` applies the
-# bytes convention to a `LayerCall`. Your part: both.
+# bytes convention to a `LayerCall`. Your part: both (the check of the numbers is given).
 
 # %% nbgrader={"grade": false, "grade_id": "roofline", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -957,12 +974,12 @@ COMPUTE_BOUND, MEMORY_BOUND = "compute-bound", "memory-bound"
 def classify_roofline(flops, bytes_moved, peak_gflops, bandwidth_gbs):
     """Roofline position of work doing `flops` FLOPs over `bytes_moved` bytes on a machine with
     peak_gflops (GFLOP/s) and bandwidth_gbs (GB/s): intensity, ridge, attainable GFLOP/s, bound."""
-    ### BEGIN SOLUTION
     if flops < 0 or bytes_moved <= 0 or peak_gflops <= 0 or bandwidth_gbs <= 0:
         raise ValueError(
             f"classify_roofline needs flops >= 0 and positive bytes_moved, peak_gflops and bandwidth_gbs, "
             f"got flops={flops!r}, bytes_moved={bytes_moved!r}, peak_gflops={peak_gflops!r}, "
             f"bandwidth_gbs={bandwidth_gbs!r}")
+    ### BEGIN SOLUTION
     intensity = flops / bytes_moved
     ridge = peak_gflops / bandwidth_gbs
     return {"intensity": intensity, "ridge": ridge,
@@ -1010,8 +1027,16 @@ print("OK: ridge, attainable GFLOP/s and the bound from given numbers; bytes mov
 # GFLOP/s, the efficiency (achieved / attainable) and the bound. `profile_layer(layer, x)`
 # does the same for one leaf layer and returns its row as a dict. The whole model's median
 # is in `df.attrs["model_ms"]`.
+#
+# Your part in the cell below: the two measured roofs, `measure_matmul_peak` (time
+# `np.matmul(a, b, out=out)` with `_timed`; GFLOP/s = `2 * size^3` FLOPs / median ns) and
+# `measure_copy_bandwidth` (time `np.copyto`; GB/s = bytes read + written / median ns), and
+# the profile: `_profile_row` (achieved GFLOP/s = FLOPs / median ns; efficiency = achieved /
+# attainable) and `profile_forward_pass` (trace in inference mode, one `call_with` per layer on
+# its recorded input plus the whole model, `measure_interleaved` with `rewarm=True`, one row per
+# call, the attrs). The cache, the environment and `profile_layer` are given.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "roofline-profile", "locked": false, "schema_version": 3, "solution": true}
 #| export
 PEAK_CACHE_FILE = "machine_peak.json"
 PEAK_SCHEMA = 1
@@ -1050,19 +1075,23 @@ def measure_matmul_peak(size=1024, repeats=5, rng=0):
     """Median GFLOP/s of a float32 (size x size) @ (size x size) numpy matmul (2*size^3 FLOPs)."""
     generator = np.random.default_rng(rng)
     a, b = (generator.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    ### BEGIN SOLUTION
     out = np.empty((size, size), dtype=np.float32)
     timing = _timed(lambda: np.matmul(a, b, out=out), repeats, f"matmul {size}")
     return {"gflops": 2 * size ** 3 / timing.median_ns, "size": size, "median_ns": timing.median_ns,
             "samples_ns": list(timing.samples_ns), "calls_per_sample": timing.calls_per_sample, "noise": timing.noise}
+    ### END SOLUTION
 
 
 def measure_copy_bandwidth(megabytes=64, repeats=5):
     """Median GB/s of np.copyto on a float32 array of `megabytes` MiB: (bytes read + written) / time."""
     source = np.ones(megabytes * 2 ** 20 // 4, dtype=np.float32)
+    ### BEGIN SOLUTION
     target = np.empty_like(source)
     timing = _timed(lambda: np.copyto(target, source), repeats, f"copy {megabytes} MiB")
     return {"gbs": 2 * source.nbytes / timing.median_ns, "bytes": source.nbytes, "median_ns": timing.median_ns,
             "samples_ns": list(timing.samples_ns), "calls_per_sample": timing.calls_per_sample, "noise": timing.noise}
+    ### END SOLUTION
 
 
 def _cached_peak(path, env):
@@ -1105,6 +1134,7 @@ def measure_machine_peak(refresh=False, directory=None):
 
 def _profile_row(call, timing, total_ns, peak):
     """One row of profile_forward_pass for a LayerCall and its Timing."""
+    ### BEGIN SOLUTION
     flops, moved, median = layer_flops(call), layer_bytes_moved(call), timing.median_ns
     roof = classify_roofline(flops, moved, peak["peak_gflops"], peak["bandwidth_gbs"])
     achieved = flops / median
@@ -1112,6 +1142,7 @@ def _profile_row(call, timing, total_ns, peak):
     return (call.name, call.kind, call.input_shape, call.output_shape, count_parameters(call.layer), flops,
             median / 1e6, median / total_ns, achieved, moved, roof["intensity"], roof["attainable_gflops"],
             efficiency, roof["bound"], timing.calls_per_sample, timing.noise)
+    ### END SOLUTION
 
 
 def profile_forward_pass(model, input_tensor, repeats=15, peak=None):
@@ -1123,6 +1154,7 @@ def profile_forward_pass(model, input_tensor, repeats=15, peak=None):
     measure_machine_peak() result (default: measured or cached now). attrs: model_ms, peak,
     repeats, environment.
     """
+    ### BEGIN SOLUTION
     peak = measure_machine_peak() if peak is None else peak
     timer = measure_timer()
     min_sample_ns = required_sample_ns(timer.overhead_ns)
@@ -1138,6 +1170,7 @@ def profile_forward_pass(model, input_tensor, repeats=15, peak=None):
                     peak={k: peak[k] for k in ("peak_gflops", "bandwidth_gbs")}, repeats=repeats,
                     environment=environment(timer, min_sample_ns))
     return df
+    ### END SOLUTION
 
 
 def profile_layer(layer, input_tensor, repeats=15, peak=None):
@@ -1496,6 +1529,7 @@ try:
     raise AssertionError("an unknown pool kind was accepted")
 except ValueError:
     pass
+assert elementwise_flops((2, 3, 4), 5) == 2 * 3 * 4 * 5 and elementwise_flops((7,), 0) == 0
 
 # %% nbgrader={"grade": true, "grade_id": "test-hook-pass", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 from tinytorch.core.spatial import Flatten as _Flatten
@@ -1527,6 +1561,43 @@ try:
     raise AssertionError("an unknown layer was counted")
 except ValueError as err:
     assert "'1'" in str(err) and "Mystery" in str(err)
+
+# %% nbgrader={"grade": true, "grade_id": "test-inference-mode", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+from tinytorch.core.autograd import is_grad_enabled
+
+inner = Sequential(Linear(3, 3, rng=0), Dropout(0.5))
+outer = Sequential(inner, ReLU(), Linear(3, 2, rng=1)).train()
+inner[1].training = False                                 # a mixed state that must come back as it was
+flags_before = [m.training for m in outer.modules()]
+with inference_mode(outer):
+    assert not any(m.training for m in outer.modules()) and not is_grad_enabled()
+assert [m.training for m in outer.modules()] == flags_before and is_grad_enabled()
+try:
+    with inference_mode(outer):
+        raise KeyError("fails inside")
+except KeyError:
+    pass
+assert [m.training for m in outer.modules()] == flags_before and is_grad_enabled()
+with inference_mode(ReLU()):                              # an activation has no flags to switch
+    assert not is_grad_enabled()
+
+# %% nbgrader={"grade": true, "grade_id": "test-flops-by-layer", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+flop_table = flops_by_layer(small_cnn, (3, 1, 5, 5))
+assert list(flop_table.columns) == list(FLOP_COLUMNS)
+assert flop_table["layer"].tolist() == ["0", "1", "2", "3"] and flop_table["params"].tolist() == [20, 0, 0, 76]
+assert flop_table["flops"].tolist() == [2 * 3 * 2 * 9 * 9 + 3 * 2 * 9, 54, 0, 2 * 3 * 18 * 4 + 12]
+assert flop_table["activation_bytes"].tolist() == [54 * 4, 54 * 4, 54 * 4, 12 * 4]
+assert count_flops(small_cnn, (3, 1, 5, 5)) == int(flop_table["flops"].sum())
+assert layer_flops(LayerCall("p", MaxPool2d(2), Tensor.zeros(1, 2, 4, 4), Tensor.zeros(1, 2, 2, 2))) == 8 * 3
+with_dropout = Sequential(Linear(4, 4, rng=0), Dropout(0.5)).train()
+assert flops_by_layer(with_dropout, (2, 4))["flops"].tolist() == [2 * 2 * 4 * 4 + 8, 0]   # Dropout in eval: 0
+assert with_dropout.training                               # the model's own mode is back
+import tempfile
+
+with tempfile.TemporaryDirectory() as folder:             # the oracle: the same arrays written to a real file
+    np.savez(Path(folder) / "w.npz", **small_cnn.state_dict())
+    assert serialized_bytes(small_cnn) == (Path(folder) / "w.npz").stat().st_size
+assert serialized_bytes(ReLU()) is None
 
 # %% nbgrader={"grade": true, "grade_id": "test-memory", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 memory = measure_memory(small_cnn, (3, 1, 5, 5))
@@ -1604,6 +1675,30 @@ assert layer_bytes_moved(relu_call) == 2 * 54 * 4                  # input + out
 dense = Linear(18, 4, rng=0)
 dense_call = LayerCall("d", dense, Tensor.zeros(3, 18), Tensor.zeros(3, 4))
 assert layer_bytes_moved(dense_call) == 3 * 18 * 4 + 3 * 4 * 4 + (18 * 4 + 4) * 4
+
+# %% nbgrader={"grade": true, "grade_id": "test-roofline-profile", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+matmul_peak = measure_matmul_peak(size=64, repeats=3)
+assert matmul_peak["size"] == 64 and len(matmul_peak["samples_ns"]) == 3
+assert np.isclose(matmul_peak["gflops"], 2 * 64 ** 3 / np.median(matmul_peak["samples_ns"]))
+copy_bw = measure_copy_bandwidth(megabytes=1, repeats=3)
+assert copy_bw["bytes"] == 2 ** 20 and np.isclose(copy_bw["gbs"], 2 * 2 ** 20 / np.median(copy_bw["samples_ns"]))
+made_up = {"peak_gflops": 50.0, "bandwidth_gbs": 10.0}   # a made-up machine: ridge 5 FLOP/byte
+mlp_t = Sequential(Linear(6, 5, rng=0), ReLU(), Linear(5, 3, rng=1))
+x_t = Tensor.randn(4, 6, rng=2)
+prof = profile_forward_pass(mlp_t, x_t, repeats=3, peak=made_up)
+assert list(prof.columns) == list(PROFILE_COLUMNS) and prof["layer"].tolist() == ["0", "1", "2"]
+assert prof["flops"].tolist() == flops_by_layer(mlp_t, (4, 6))["flops"].tolist()
+assert np.isclose(prof["time_share"].sum(), 1.0) and prof.attrs["model_ms"] > 0 and prof.attrs["repeats"] == 3
+assert prof.attrs["peak"] == made_up
+for row in prof.itertuples():                             # every derived column, by hand from the measured time
+    moved = (4 * (6 if row.layer == "0" else 5) + 4 * (3 if row.layer == "2" else 5)) * 4 + \
+        {"0": 35, "1": 0, "2": 18}[row.layer] * 4
+    assert row.bytes_moved == moved and np.isclose(row.intensity, row.flops / moved)
+    assert np.isclose(row.gflops, row.flops / (row.time_ms * 1e6))
+    assert np.isclose(row.attainable_gflops, min(50.0, row.intensity * 10.0))
+    assert np.isclose(row.efficiency, row.gflops / row.attainable_gflops)
+    assert row.bound == (COMPUTE_BOUND if row.intensity >= 5.0 else MEMORY_BOUND)
+assert profile_layer(mlp_t[0], x_t, repeats=3, peak=made_up)["flops"] == 2 * 4 * 6 * 5 + 4 * 5
 
 # %% nbgrader={"grade": true, "grade_id": "test-backward", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 tiny_net = Sequential(Linear(6, 5, rng=0), ReLU(), Linear(5, 3, rng=1))

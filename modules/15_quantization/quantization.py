@@ -158,9 +158,11 @@ def quantize_params(x, bits=8, symmetric=True, axis=None):
     """
     _check_bits(bits)
     array = _as_array(x)
+    ### BEGIN SOLUTION
     axes = _reduce_axes(array.ndim, axis)
     return params_from_range(array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True),
                              symmetric)
+    ### END SOLUTION
 
 # %% nbgrader={"grade": false, "grade_id": "quantize-dequantize", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -186,12 +188,14 @@ def quantization_error(x, bits=8, symmetric=True, axis=None):
     """Round-trip error of quantizing x: max_abs_error, rmse, sqnr_db (signal-to-quantization-
     noise ratio, 10*log10(sum x^2 / sum err^2); inf when there is no error) and the scales."""
     array = _as_array(x).astype(np.float64)
+    ### BEGIN SOLUTION
     scale, zero_point = quantize_params(array, bits, symmetric, axis)
     error = array - dequantize(quantize(array, scale, zero_point, bits, symmetric), scale, zero_point)
     noise, signal = float(np.sum(error ** 2)), float(np.sum(array ** 2))
     sqnr = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
     return {"max_abs_error": float(np.max(np.abs(error))), "rmse": float(np.sqrt(np.mean(error ** 2))),
             "sqnr_db": sqnr, "max_scale": float(np.max(scale)), "scales": int(scale.size)}
+    ### END SOLUTION
 
 # %% [markdown]
 # Check step 1: a round trip stays within half a scale of every element, zero is stored
@@ -331,7 +335,14 @@ print("OK: K=300 uses", exact_float_dtype(300), "| largest K for float32:",
 # the *quantized* input with the zero point (the integer that stands for 0.0) and reuses
 # module 09's `_im2col`, so the convolution is one integer matmul too.
 
-# %%
+# %% [markdown]
+# Your part in the cell below: `_input_params` (the calibrated pair, or the batch's own range),
+# the storage in `_QuantizedLayer.__init__` (symmetric int8 weights with one scale per output
+# channel along `channel_axis`, or one for the tensor; the bias as float32; the input's scale
+# and zero point from a calibrated range, asymmetric) and `nbytes_total`. The check of the
+# range is given.
+
+# %% nbgrader={"grade": false, "grade_id": "quantized-storage", "locked": false, "schema_version": 3, "solution": true}
 #| export
 class FrozenParameter(Parameter):
     """A stored array of a quantized layer (int8 weights, float32 scales): a Parameter, so that
@@ -349,9 +360,11 @@ def _frozen(array, dtype):
 
 def _input_params(x, layer):
     """(scale, zero_point) of the input: the calibrated ones, or x's own range (dynamic)."""
+    ### BEGIN SOLUTION
     if layer.input_scale is not None:
         return layer.input_scale.data, layer.input_zero_point.data
     return params_from_range(x.min(), x.max(), symmetric=False)
+    ### END SOLUTION
 
 
 class _QuantizedLayer(Module):
@@ -362,6 +375,11 @@ class _QuantizedLayer(Module):
 
     def __init__(self, weight, bias, activation_range, per_channel):
         super().__init__()
+        if activation_range is not None:
+            low, high = activation_range
+            if not low <= high:
+                raise ValueError(f"activation_range must be (min, max) with min <= max, got {activation_range!r}")
+        ### BEGIN SOLUTION
         axis = self.channel_axis if per_channel else None
         scale, _ = quantize_params(weight, symmetric=True, axis=axis)
         self.per_channel = bool(per_channel)
@@ -370,12 +388,10 @@ class _QuantizedLayer(Module):
         self.bias = None if bias is None else _frozen(bias.data, np.float32)
         self.input_scale = self.input_zero_point = None
         if activation_range is not None:
-            low, high = activation_range
-            if not low <= high:
-                raise ValueError(f"activation_range must be (min, max) with min <= max, got {activation_range!r}")
             in_scale, in_zp = params_from_range(low, high, symmetric=False)
             self.input_scale = _frozen(in_scale.reshape(1), np.float32)
             self.input_zero_point = _frozen(in_zp.reshape(1), np.int32)
+        ### END SOLUTION
         self.method = "fast"
 
     @property
@@ -384,7 +400,9 @@ class _QuantizedLayer(Module):
 
     def nbytes_total(self):
         """Bytes of everything stored: int8 weights, scales, bias, input scale and zero point."""
+        ### BEGIN SOLUTION
         return int(sum(p.data.nbytes for p in self.parameters()))
+        ### END SOLUTION
 
     def _scales_text(self):
         kind = "per-channel" if self.per_channel else "per-tensor"
@@ -601,9 +619,11 @@ def quantize_model(model, bits=8, calibration_data=None, per_channel=True):
     _check_bits(bits)
     if not isinstance(model, Module):
         raise TypeError(f"quantize_model needs a Module, got {type(model).__name__}")
+    ### BEGIN SOLUTION
     ranges = {} if calibration_data is None else calibrate(model, calibration_data)
     unsupported = []
     converted = _convert(copy.deepcopy(model), "", ranges, per_channel, unsupported)
+    ### END SOLUTION
     if unsupported:
         raise ValueError(f"quantize_model does not know how to quantize these layers, which hold "
                          f"parameters: {'; '.join(unsupported)}. Supported: Linear, Conv2d; remove or "
@@ -697,12 +717,42 @@ assert quantize(np.array([-300.0]), 1.0, 0, symmetric=True).tolist() == [-127]
 assert quantize(np.array([1.0]), 0.5, 3).tolist() == [5]
 assert dequantize(np.array([5], dtype=np.int8), 0.5, 3).tolist() == [1.0]
 assert dequantize(np.array([5], dtype=np.int8), 0.5, 3).dtype == np.float32
+# quantization_error against numpy written out: scale 1/127, 0.3 -> rint(38.1) = 38 -> 38/127
+x_e = np.array([1.0, -1.0, 0.3])
+err_e = x_e - np.array([127, -127, 38]) / 127
+report_e = quantization_error(x_e)
+assert np.isclose(report_e["max_abs_error"], np.abs(err_e).max(), rtol=1e-5, atol=1e-9)
+assert np.isclose(report_e["rmse"], np.sqrt(np.mean(err_e ** 2)), rtol=1e-4)
+assert np.isclose(report_e["sqnr_db"], 10 * np.log10(np.sum(x_e ** 2) / np.sum(err_e ** 2)), rtol=1e-4)
+assert report_e["scales"] == 1 and quantization_error(np.ones((3, 4)), axis=1)["scales"] == 4
+assert quantization_error(np.array([0.0, 127.0, -2.0]))["sqnr_db"] == float("inf")   # scale 1: exact
 
 # %% nbgrader={"grade": true, "grade_id": "test-int-matmul", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 a_t = np.full((1, 1000), -128, dtype=np.int8)
 b_t = np.full((1000, 1), -127, dtype=np.int8)
 assert int_matmul(a_t, b_t, "fast")[0, 0] == int_matmul(a_t, b_t, "reference")[0, 0] == 1000 * 128 * 127
 assert exact_float_dtype(1032) == np.float32 and exact_float_dtype(1033) == np.float64
+
+# %% nbgrader={"grade": true, "grade_id": "test-quantized-storage", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+lin_s = Linear(2, 3, rng=0)
+lin_s.weight.data[...] = [[0.5, -2.0, 0.0], [-0.25, 1.0, 0.0]]
+per_tensor_s = QuantizedLinear(lin_s, activation_range=(-1.0, 3.0), per_channel=False)
+# one scale 2/127 for the tensor; asymmetric input: scale 4/255, zero point rint(-128 + 1 / (4/255)) = -64
+assert per_tensor_s.weight_scale.shape == (1,) and np.isclose(per_tensor_s.weight_scale.data[0], 2.0 / 127)
+assert per_tensor_s.weight_q.data.tolist() == [[32, -127, 0], [-16, 64, 0]]
+assert np.isclose(per_tensor_s.input_scale.data[0], 4.0 / 255) and per_tensor_s.input_zero_point.data.tolist() == [-64]
+assert per_tensor_s.input_scale.dtype == np.float32 and per_tensor_s.input_zero_point.dtype == np.int32
+per_channel_s = QuantizedLinear(lin_s)                                    # columns: 0.5, 2.0 and all zeros
+assert np.allclose(per_channel_s.weight_scale.data, [0.5 / 127, 2.0 / 127, 1.0])
+assert per_channel_s.weight_q.data.tolist() == [[127, -127, 0], [-64, 64, 0]]
+assert per_channel_s.input_scale is None and per_channel_s.bias.dtype == np.float32
+assert per_channel_s.nbytes_total() == 6 * 1 + 3 * 4 + 3 * 4
+assert per_tensor_s.nbytes_total() == 6 * 1 + 1 * 4 + 3 * 4 + 4 + 4
+try:
+    QuantizedLinear(lin_s, activation_range=(2.0, -1.0))
+    raise AssertionError("an empty activation range was accepted")
+except ValueError as err:
+    assert "(2.0, -1.0)" in str(err)
 
 # %% nbgrader={"grade": true, "grade_id": "test-quantized-layers", "locked": true, "points": 4, "schema_version": 3, "solution": false}
 lin_t = Linear(3, 2, rng=0)
@@ -756,8 +806,13 @@ except ValueError as err:
 # It also checks the module's targets: storage at most 1/3.5 of float32, an accuracy drop
 # of at most one percentage point. The cell after it prints sentences built from the
 # measured values.
+#
+# Your part: the ablation itself, the `models` of `quantization_report`: `{label: model}` with
+# the labels of the list above ("float32", "int8 per-tensor", "int8 per-channel",
+# "int8 per-tensor + calibration" and `BEST`), each built from `base` with `quantize_model`
+# (calibrated on `calib` where the label says so). Everything else of the report is given.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ablation", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def median_ci(samples, confidence=0.95):
     """(low, high): distribution-free interval for the median from order statistics (binomial
@@ -819,11 +874,13 @@ def quantization_report(name="digits_cnn", calibration_size=256, batch_size=64, 
     base = load_model(name)
     train_x = load_digits("train", flatten=spec.flatten).tensors[0]
     calib = train_x[:calibration_size]
+    ### BEGIN SOLUTION
     models = {"float32": base,
               "int8 per-tensor": quantize_model(base, per_channel=False),
               "int8 per-channel": quantize_model(base, per_channel=True),
               "int8 per-tensor + calibration": quantize_model(base, calibration_data=calib, per_channel=False),
               BEST: quantize_model(base, calibration_data=calib, per_channel=True)}
+    ### END SOLUTION
     batch = load_digits("test", flatten=spec.flatten).tensors[0][:batch_size]
 
     def forward(model):
@@ -884,6 +941,21 @@ for line in report_sentences(report):
 for label, noise in report["table"]["latency_noise"].items():
     print(f"latency noise, {label}: {noise}")
 
+# %% nbgrader={"grade": true, "grade_id": "test-ablation", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+table_t = report["table"]
+assert list(table_t.index) == ["float32", "int8 per-tensor", "int8 per-channel", "int8 per-tensor + calibration", BEST]
+# stored bytes by hand: the float32 parameters of digits_cnn, then int8 weights + float32 scales and biases
+float_params = load_model("digits_cnn").parameters()
+weights = [p for p in float_params if p.ndim > 1]
+biases = sum(p.size for p in float_params if p.ndim == 1)
+assert table_t.loc["float32", "param_bytes"] == 4 * sum(p.size for p in float_params)
+per_tensor_bytes = sum(w.size for w in weights) + 4 * len(weights) + 4 * biases
+per_channel_bytes = per_tensor_bytes + 4 * (biases - len(weights))     # one scale per output channel
+assert table_t.loc["int8 per-tensor", "param_bytes"] == per_tensor_bytes
+assert table_t.loc["int8 per-channel", "param_bytes"] == per_channel_bytes
+assert table_t.loc[BEST, "param_bytes"] == per_channel_bytes + 8 * len(weights)   # + input scale, zero point
+assert table_t.loc["int8 per-tensor + calibration", "param_bytes"] == per_tensor_bytes + 8 * len(weights)
+
 # %% [markdown]
 # Read the table above: the parameter bytes and file sizes are exact counts of what is
 # stored; the accuracy intervals show how much of any difference could be chance on a test
@@ -935,8 +1007,18 @@ def load_zoo_variant(name, state):
     like.load_state_dict(state)
     return like.eval()
 
+# %% [markdown]
+# Once this module is exported, `load_model("digits_cnn_int8")` does what the cell below does by
+# hand with the functions above: read the shipped arrays, check their sha256 against the
+# manifest, and rebuild the layers with `load_zoo_variant`.
+
 # %%
-int8_zoo = load_model("digits_cnn_int8")
+from tinytorch.models.zoo import read_manifest, weights_digest, zoo_dir
+
+with np.load(zoo_dir() / "digits_cnn_int8.npz", allow_pickle=False) as archive:
+    shipped = {key: archive[key] for key in archive.files}
+assert weights_digest(shipped) == read_manifest()["digits_cnn_int8"]["sha256"]
+int8_zoo = load_zoo_variant("digits_cnn_int8", shipped)
 int8_eval = evaluate(int8_zoo, "digits_cnn_int8")
 print(f"digits_cnn_int8 from the zoo: test accuracy {int8_eval['accuracy']:.2%}, "
       f"{int(sum(p.data.nbytes for p in int8_zoo.parameters())):,} bytes of stored arrays")

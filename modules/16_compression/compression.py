@@ -141,23 +141,29 @@ def keep_mask(magnitudes, remove):
 def layer_masks(weights, sparsity, scope="layer"):
     """[keep mask per weight array]: round(sparsity*size) removed per array ("layer"), or
     round(sparsity*total) removed below one threshold over all arrays ("global")."""
-    ### BEGIN SOLUTION
     sparsity = _check_sparsity(sparsity)
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    ### BEGIN SOLUTION
     if scope == "layer":
         return [keep_mask(np.abs(w), int(round(sparsity * w.size))) for w in weights]
-    if scope == "global":
-        flat = np.concatenate([np.abs(w).ravel() for w in weights])
-        keep = keep_mask(flat, int(round(sparsity * flat.size)))
-        bounds = np.cumsum([0] + [w.size for w in weights])
-        return [keep[start:stop].reshape(w.shape) for w, start, stop in zip(weights, bounds[:-1], bounds[1:])]
-    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    flat = np.concatenate([np.abs(w).ravel() for w in weights])
+    keep = keep_mask(flat, int(round(sparsity * flat.size)))
+    bounds = np.cumsum([0] + [w.size for w in weights])
+    return [keep[start:stop].reshape(w.shape) for w, start, stop in zip(weights, bounds[:-1], bounds[1:])]
     ### END SOLUTION
 
 # %% [markdown]
-# The mask and the optimizer wrapper are given: they are bookkeeping around the masks you
-# just computed.
+# Now use the masks. `PruningMask` holds `(name, Parameter, keep mask)` per pruned weight:
+# `apply()` zeroes the masked-out entries in place and `sparsity()` is the fraction of them
+# over all its weights. `MaskedOptimizer.step()` runs the wrapped optimizer, then re-applies
+# the mask. `magnitude_prune` deep-copies the model, computes the masks of its
+# `prunable_layers` weights with `layer_masks`, stores a `PruningMask` as the copy's
+# `pruning_mask` and applies it. `sparsity_report` measures what is really zero, one row per
+# weight plus a total. Your part: those method bodies and the two functions; the argument
+# checks are given.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "magnitude-prune", "locked": false, "schema_version": 3, "solution": true}
 #| export
 class PruningMask:
     """Which entries of each pruned weight are kept: [(name, Parameter, bool mask)].
@@ -173,14 +179,18 @@ class PruningMask:
 
     def apply(self):
         """Zero the pruned entries of every weight, in place; returns self."""
+        ### BEGIN SOLUTION
         for _, param, mask in self.entries:
             param.data[~mask] = 0
         return self
+        ### END SOLUTION
 
     def sparsity(self):
         """Fraction of masked-out entries over all weights."""
+        ### BEGIN SOLUTION
         total = sum(mask.size for _, _, mask in self.entries)
         return 1.0 - sum(int(mask.sum()) for _, _, mask in self.entries) / total
+        ### END SOLUTION
 
     def __repr__(self):
         return f"PruningMask({len(self.entries)} weights, sparsity={self.sparsity():.3f})"
@@ -200,8 +210,10 @@ class MaskedOptimizer:
         self.optimizer.zero_grad()
 
     def step(self):
+        ### BEGIN SOLUTION
         self.optimizer.step()
         self.mask.apply()
+        ### END SOLUTION
 
     def state_dict(self):
         return self.optimizer.state_dict()
@@ -222,22 +234,26 @@ def magnitude_prune(model, sparsity, scope="layer"):
     sparsity = _check_sparsity(sparsity)
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    ### BEGIN SOLUTION
     pruned = copy.deepcopy(model)
     layers = prunable_layers(pruned)
     masks = layer_masks([layer.weight.data for _, layer in layers], sparsity, scope)
     pruned.pruning_mask = PruningMask(
         [(f"{name}.weight", layer.weight, mask) for (name, layer), mask in zip(layers, masks)]).apply()
     return pruned
+    ### END SOLUTION
 
 
 def sparsity_report(model):
     """DataFrame, one row per Linear/Conv2d weight plus a 'total' row: zeros, size, sparsity."""
+    ### BEGIN SOLUTION
     rows = [(f"{name}.weight", int(np.count_nonzero(layer.weight.data == 0)), layer.weight.size)
             for name, layer in prunable_layers(model)]
     rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows)))
     frame = pd.DataFrame(rows, columns=["weight", "zeros", "size"])
     frame["sparsity"] = frame["zeros"] / frame["size"]
     return frame
+    ### END SOLUTION
 
 # %% [markdown]
 # ### Check step 1
@@ -294,10 +310,10 @@ print("OK: exact pruning counts, original untouched, masks survive an optimizer 
 #| export
 def to_csr(matrix):
     """CSR arrays of a 2-D array: (data float32, indices int32, indptr int32), row-major order."""
-    ### BEGIN SOLUTION
     matrix = np.asarray(matrix)
     if matrix.ndim != 2:
         raise ValueError(f"to_csr expects a 2-D array, got shape {matrix.shape}; reshape it first")
+    ### BEGIN SOLUTION
     rows, cols = np.nonzero(matrix)
     data = matrix[rows, cols].astype(np.float32)
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int32)
@@ -321,7 +337,14 @@ def break_even_sparsity(rows, cols, value_bytes=4, index_bytes=4):
     return 1.0 - max_nnz / (rows * cols)
     ### END SOLUTION
 
-# %%
+# %% [markdown]
+# Your part in the cell below: the two sparse forward passes (scipy's CSR matrix times a
+# dense matrix: the rows of `x`, transposed, for `SparseLinear`; the im2col columns for
+# `SparseConv2d`; then the bias) and `model_bytes`, the bytes a model stores, sparse layers
+# counted by `storage_bytes` (their `nbytes_total()`, indices included) and every dense
+# parameter by its own storage. The checks and the bookkeeping are given.
+
+# %% nbgrader={"grade": false, "grade_id": "sparse-layers", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def _csr_matrix(arrays, shape):
     data, indices, indptr = arrays
@@ -343,11 +366,13 @@ class SparseLinear(Module):
     def forward(self, x):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"SparseLinear(in_features={self.in_features}) got an input of shape {x.shape}")
+        ### BEGIN SOLUTION
         rows = x.data.reshape(-1, self.in_features)
         out = np.asarray(self._matrix @ rows.T).T
         if self.bias_data is not None:
             out = out + self.bias_data
         return Tensor.from_numpy(out.astype(np.float32).reshape(*x.shape[:-1], self.out_features))
+        ### END SOLUTION
 
     def arrays(self):
         """{name: array} of everything stored (what serialization writes)."""
@@ -389,11 +414,13 @@ class SparseConv2d(Module):
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"SparseConv2d expects (N, {self.in_channels}, H, W), got {x.shape}")
+        ### BEGIN SOLUTION
         cols, (ho, wo) = _im2col(x.data, self.kernel_size, self.stride, self.padding)
         out = np.asarray(self._matrix @ cols).reshape(self.out_channels, x.shape[0], ho, wo)
         if self.bias_data is not None:
             out = out + self.bias_data[:, None, None, None]
         return Tensor.from_numpy(np.ascontiguousarray(out.transpose(1, 0, 2, 3), dtype=np.float32))
+        ### END SOLUTION
 
     arrays = SparseLinear.arrays
     nbytes_total = SparseLinear.nbytes_total
@@ -430,12 +457,14 @@ def stored_values(model):
 
 def model_bytes(model):
     """Bytes of the model's stored weights, counted with storage_bytes (CSR indices included)."""
+    ### BEGIN SOLUTION
     total = 0
     for _, layer in model.named_modules():
         if isinstance(layer, (SparseLinear, SparseConv2d)):
             total += storage_bytes(layer)
         total += sum(storage_bytes(p) for p in layer._parameters.values() if p is not None)
     return total
+    ### END SOLUTION
 
 
 def serialized_size(model):
@@ -553,11 +582,11 @@ def channel_plan(model, fraction):
     Each keeps max(1, round((1 - fraction) * out_channels)) channels, those with the largest
     L1 norms (ties: the lower index wins).
     """
-    ### BEGIN SOLUTION
     fraction = _check_sparsity(fraction, "fraction")
     if not isinstance(model, Sequential):
         raise TypeError(f"channel pruning works on a Sequential, got {type(model).__name__}")
     prunable_layers(model)
+    ### BEGIN SOLUTION
     layers = model._layers
     plan = {}
     for index, layer in enumerate(layers):
@@ -672,7 +701,6 @@ print("OK: channel pruning shrinks the arrays and equals the zeroed original")
 def low_rank(linear, rank):
     """Sequential(Linear(in, rank, bias=False), Linear(rank, out)) from the truncated SVD of
     linear.weight; the result's `reconstruction_error` is ||W - W_r||_F / ||W||_F."""
-    ### BEGIN SOLUTION
     if not isinstance(linear, Linear):
         raise TypeError(f"low_rank factorises a Linear layer, got {type(linear).__name__}")
     full = min(linear.in_features, linear.out_features)
@@ -682,6 +710,7 @@ def low_rank(linear, rank):
         raise ValueError(f"rank must be in [1, {full}] (min(in_features, out_features)) for "
                          f"Linear({linear.in_features}, {linear.out_features}), got {rank}")
     rank = operator.index(rank)
+    ### BEGIN SOLUTION
     w = linear.weight.data.astype(np.float64)
     u, s, vt = np.linalg.svd(w, full_matrices=False)
     first = Linear(linear.in_features, rank, bias=False)
@@ -785,7 +814,15 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
     return DistillationLossFunction.apply(student_logits, teacher, label_array,
                                           temperature=float(temperature), alpha=float(alpha))
 
-# %%
+# %% [markdown]
+# `distill` trains the student: the teacher's logits for the training images are computed
+# once (in eval mode, without recording a graph); then, for each epoch, a seeded permutation of
+# the rows, and for each batch of it: zero the gradients, the distillation loss of the
+# student's logits against the teacher's and the labels, backward, an Adam step. It returns
+# each epoch's mean loss (per example: a batch's loss weighs by its size). Your part: that
+# loop; `student_cnn` and the data loading are given.
+
+# %% nbgrader={"grade": false, "grade_id": "distill", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def student_cnn(seed=0):
     """A small student for the digits: conv8-pool-conv16-pool-linear (about a third of digits_cnn)."""
@@ -801,6 +838,7 @@ def distill(teacher, student, epochs, temperature=4.0, alpha=0.7, seed=0, lr=1e-
     labels (Adam, seeded shuffling). Returns the mean loss of each epoch; student ends in eval mode."""
     images, labels = load_digits("train").tensors
     x_all, y_all = images.data[:limit], labels.data[:limit]
+    ### BEGIN SOLUTION
     teacher.eval()
     with no_grad():
         soft = teacher(Tensor.from_numpy(x_all)).data
@@ -819,6 +857,7 @@ def distill(teacher, student, epochs, temperature=4.0, alpha=0.7, seed=0, lr=1e-
         losses.append(total / len(order))
     student.eval()
     return losses
+    ### END SOLUTION
 
 # %% [markdown]
 # ### Check step 5
@@ -858,12 +897,54 @@ assert m_global[0].tolist() == [[True, False, True], [False, True, True]]
 assert m_global[1].tolist() == [[False, True], [False, False]]
 assert keep_mask(np.array([1.0, 1.0, 1.0]), 2).tolist() == [False, False, True]
 
+# %% nbgrader={"grade": true, "grade_id": "test-magnitude-prune", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+two = Sequential(Linear(3, 2, rng=0), ReLU(), Linear(2, 2, rng=1))
+two[0].weight.data[...] = w1.T.reshape(3, 2)                  # the six values of w1, laid out 3 x 2
+two[2].weight.data[...] = w2
+pruned_two = magnitude_prune(two, 0.5, scope="global")
+# 10 weights, the 5 smallest |w| (.01 .02 .03 .05 .1) go; the biases stay
+assert np.count_nonzero(pruned_two[0].weight.data) + np.count_nonzero(pruned_two[2].weight.data) == 5
+assert np.array_equal(pruned_two[2].weight.data, np.array([[0, 0.5], [0, 0]], dtype=np.float32))
+assert np.array_equal(pruned_two[0].bias.data, two[0].bias.data) and np.count_nonzero(two[0].weight.data) == 6
+mask_two = pruned_two.pruning_mask
+assert [name for name, _, _ in mask_two.entries] == ["0.weight", "2.weight"] and mask_two.sparsity() == 0.5
+pruned_two[2].weight.data[...] = 7.0                            # an update that revives the zeros ...
+assert mask_two.apply() is mask_two and np.count_nonzero(pruned_two[2].weight.data) == 1   # ... is undone
+frame = sparsity_report(pruned_two)
+assert frame["weight"].tolist() == ["0.weight", "2.weight", "total"]
+assert frame["zeros"].tolist() == [2, 3, 5] and frame["size"].tolist() == [6, 4, 10]   # .01 .05 | .02 .03 .1
+assert np.allclose(frame["sparsity"], [2 / 6, 0.75, 0.5])
+step_calls = []
+class _Recorder:
+    def step(self):
+        step_calls.append("step")
+        pruned_two[2].weight.data[...] = 1.0
+MaskedOptimizer(_Recorder(), mask_two).step()
+assert step_calls == ["step"] and np.count_nonzero(pruned_two[2].weight.data) == 1   # the mask after the step
+
 # %% nbgrader={"grade": true, "grade_id": "test-csr", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 m2 = np.array([[0, 0, 5, 0], [1, 0, 0, 2]], dtype=np.float32)
 d2, i2, p2 = to_csr(m2)
 assert d2.tolist() == [5, 1, 2] and i2.tolist() == [2, 0, 3] and p2.tolist() == [0, 1, 3]
 assert csr_nbytes(2, 3) == 3 * 8 + 3 * 4
 assert abs(break_even_sparsity(100, 100) - (0.5 + 101 / 20000)) < 1e-12
+
+# %% nbgrader={"grade": true, "grade_id": "test-sparse-layers", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+lin_s = Linear(4, 3, rng=2)
+lin_s.weight.data[...] = [[0, 1, 0], [2, 0, 0], [0, 0, 0], [0, -3, 4]]     # 4 non-zeros
+x_s = np.random.default_rng(5).standard_normal((2, 5, 4))
+sparse_s = SparseLinear(lin_s)
+out_s = sparse_s(Tensor(x_s))
+assert out_s.shape == (2, 5, 3) and out_s.dtype == np.float32
+np.testing.assert_allclose(out_s.data, x_s @ lin_s.weight.data + lin_s.bias.data, rtol=1e-5, atol=1e-5)
+# CSR of W^T (3 rows): 4 values + 4 indices + 4 offsets, int32/float32, and the 3 biases
+assert model_bytes(Sequential(sparse_s, ReLU())) == 4 * 4 + 4 * 4 + 4 * 4 + 3 * 4 == storage_bytes(sparse_s)
+assert model_bytes(Sequential(lin_s)) == (12 + 3) * 4
+conv_s = Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, rng=4)
+conv_s.weight.data[0] = 0                                                  # one filter pruned away
+img_s = Tensor(np.random.default_rng(6).standard_normal((2, 2, 5, 4)))
+with no_grad():
+    np.testing.assert_allclose(SparseConv2d(conv_s)(img_s).data, conv_s(img_s).data, rtol=1e-5, atol=1e-5)
 
 # %% nbgrader={"grade": true, "grade_id": "test-channels", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 net = Sequential(Conv2d(1, 4, 3, padding=1, rng=0), ReLU(), MaxPool2d(2), Flatten(), Linear(16, 3, rng=1))
@@ -885,6 +966,28 @@ z = np.array([[1.0, 2.0, 0.5]])
 ce_value = -(z[0, 1] - np.log(np.exp(z).sum()))
 assert np.isclose(float(distillation_loss(Tensor(z), z, np.array([1]), 3.0, 0.0).item()), ce_value, atol=1e-5)
 assert abs(float(distillation_loss(Tensor(z), z, np.array([1]), 3.0, 1.0).item())) < 1e-6
+
+# %% nbgrader={"grade": true, "grade_id": "test-distill", "locked": true, "points": 3, "schema_version": 3, "solution": false}
+# lr = 1e-12: the weights move by about 1e-12 per step, so the epoch's loss (batches of 32, 32, 32 and 4,
+# each weighing by its size) is the mean loss of the untrained student over the 100 rows, which numpy
+# computes here directly from both models' logits (KL at T = 2 and cross-entropy, alpha = 0.3).
+still = student_cnn(3)
+epoch_losses = distill(cnn, still, 1, temperature=2.0, alpha=0.3, lr=1e-12, batch_size=32, limit=100)
+x_d, y_d = (t.data[:100] for t in load_digits("train").tensors)
+with no_grad():
+    s_d = still(Tensor.from_numpy(x_d)).data.astype(np.float64)
+    t_d = cnn(Tensor.from_numpy(x_d)).data.astype(np.float64)
+def _log_softmax_np(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+p_t = np.exp(_log_softmax_np(t_d / 2))
+kl_rows = (p_t * (_log_softmax_np(t_d / 2) - _log_softmax_np(s_d / 2))).sum(axis=1)
+ce_rows = -_log_softmax_np(s_d)[np.arange(100), y_d]
+assert len(epoch_losses) == 1 and not still.training
+assert np.isclose(epoch_losses[0], np.mean(0.3 * 4 * kl_rows + 0.7 * ce_rows), rtol=1e-4), epoch_losses
+learning = distill(cnn, student_cnn(3), 3, limit=256)
+assert learning[-1] < learning[0], learning
+assert distill(cnn, student_cnn(3), 3, limit=256) == learning                 # seeded: reproducible
 
 # %% [markdown]
 # ## Systems analysis: what each technique buys, measured
@@ -917,14 +1020,10 @@ assert abs(float(distillation_loss(Tensor(z), z, np.array([1]), 3.0, 1.0).item()
 
 # %%
 #| export
-def _rng(seed):
-    return np.random.default_rng(seed)
-
-
 def bootstrap_median_ci(samples, n_boot=2000, seed=0, confidence=0.95):
     """(low, high) percentile-bootstrap interval of the median of samples (seeded)."""
     values = np.asarray(samples, dtype=np.float64)
-    draws = _rng(seed).choice(values, size=(n_boot, values.size), replace=True)
+    draws = np.random.default_rng(seed).choice(values, size=(n_boot, values.size), replace=True)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(np.median(draws, axis=1), [tail, 100 - tail])
     return float(low), float(high)
@@ -935,7 +1034,7 @@ def bootstrap_ratio_ci(numerator, denominator, n_boot=2000, seed=0, confidence=0
     percentile-bootstrap interval. Samples of equal length are taken as interleaved rounds
     and resampled in pairs (round i of both), so drift shared by a round cancels."""
     a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
-    gen = _rng(seed)
+    gen = np.random.default_rng(seed)
     idx_a = gen.integers(0, a.size, size=(n_boot, a.size))
     idx_b = idx_a if a.size == b.size else gen.integers(0, b.size, size=(n_boot, b.size))
     ratios = np.median(a[idx_a], axis=1) / np.median(b[idx_b], axis=1)
@@ -1081,9 +1180,19 @@ def load_zoo_variant(name, state):
     model.load_state_dict(state)
     return model.eval()
 
+# %% [markdown]
+# Once this module is exported, `load_model(name)` does what the cell below does by hand with the
+# functions above: read the shipped arrays, check their sha256 against the manifest, and rebuild
+# the architecture with `load_zoo_variant`.
+
 # %%
+from tinytorch.models.zoo import read_manifest, weights_digest, zoo_dir
+
 for variant_name in ZOO_VARIANTS:
-    variant = load_model(variant_name)
+    with np.load(zoo_dir() / f"{variant_name}.npz", allow_pickle=False) as archive:
+        shipped = {key: archive[key] for key in archive.files}
+    assert weights_digest(shipped) == read_manifest()[variant_name]["sha256"]
+    variant = load_zoo_variant(variant_name, shipped)
     variant_eval = evaluate(variant, variant_name)
     print(f"{variant_name} from the zoo: test accuracy {variant_eval['accuracy']:.2%}, "
           f"{sum(p.data.size for p in variant.parameters()):,} parameters")

@@ -104,8 +104,8 @@ def matmul_blas(a, b):
 #| export
 def matmul_naive(a, b):
     """a @ b with three Python loops (i, j, p): the interpreter does every multiply-add. Tiny sizes only."""
-    ### BEGIN SOLUTION
     a, b = _check_matmul(a, b, "matmul_naive")
+    ### BEGIN SOLUTION
     rows, inner = a.shape
     cols = b.shape[1]
     out = np.zeros((rows, cols), dtype=np.result_type(a, b))
@@ -123,8 +123,8 @@ def matmul_naive(a, b):
 #| export
 def matmul_vectorized(a, b):
     """a @ b as a sum of k outer products a[:, p] x b[p, :], each added in place by numpy (no BLAS)."""
-    ### BEGIN SOLUTION
     a, b = _check_matmul(a, b, "matmul_vectorized")
+    ### BEGIN SOLUTION
     out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     for p in range(a.shape[1]):
         out += a[:, p, None] * b[p]
@@ -181,9 +181,9 @@ def matmul_tiled(a, b, tile=64, on_block=None):
 
     on_block: called as on_block(a_block.shape, b_block.shape) before each block product.
     """
-    ### BEGIN SOLUTION
     a, b = _check_matmul(a, b, "matmul_tiled")
     tile = _check_tile(tile)
+    ### BEGIN SOLUTION
     (rows, inner), cols = a.shape, b.shape[1]
     out = np.zeros((rows, cols), dtype=np.result_type(a, b))
     for i in range(0, rows, tile):
@@ -236,12 +236,12 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
 
     Returns an ndarray (N, O, H_out, W_out). Tiny sizes only (the reference for im2col).
     """
-    ### BEGIN SOLUTION
     x, weight = np.asarray(x), np.asarray(weight)
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(
             f"conv2d_naive needs x (N, C, H, W) and weight (O, C, kh, kw) with the same C, got shapes "
             f"{x.shape} and {weight.shape}")
+    ### BEGIN SOLUTION
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
     out_h, out_w = conv_output_shape(x.shape[2:], weight.shape[2:], stride, padding)
     kh, kw = weight.shape[2:]
@@ -320,10 +320,10 @@ def linear_relu_unfused(x, weight, bias):
 #| export
 def fused_linear_relu(x, weight, bias, out=None):
     """relu(x @ weight + bias) with one matmul into out (a new array when None), then in-place bias and max."""
-    ### BEGIN SOLUTION
     x, weight = np.asarray(x), np.asarray(weight)
     bias = None if bias is None else np.asarray(bias)
     _check_linear(x, weight, bias, out)
+    ### BEGIN SOLUTION
     out = np.matmul(x, weight, out=out)
     if bias is not None:
         np.add(out, bias, out=out)
@@ -354,6 +354,11 @@ print("OK: fused Linear+bias+ReLU equals the unfused sequence bit for bit")
 # would overwrite while the caller still holds it). `fuse_linear_relu(model)` rewrites a
 # `Sequential`, replacing every `Linear, ReLU` pair.
 #
+# Implement `FusedLinearReLU.forward` (its checks for the mode and the input are given) and the
+# rewrite in `fuse_linear_relu`: walk the layers, put one `FusedLinearReLU` wherever a `Linear`
+# is directly followed by a `ReLU` (skipping both), keep every other layer object as it is,
+# and return a `Sequential` in the original's training mode.
+#
 # The tanh approximation of GELU, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, written
 # as one numpy expression creates about eight temporaries. The fused version computes
 # `sqrt(2/pi) * x * (1 + 0.044715 x^2)` (the same inner value, factored), the tanh, the
@@ -376,12 +381,12 @@ class FusedLinearReLU(Module):
 
     def forward(self, x):
         """x: Tensor (..., in_features) -> Tensor (..., out_features), no gradient recorded."""
-        ### BEGIN SOLUTION
         if self.training:
             raise RuntimeError("FusedLinearReLU is inference-only (it records no gradients); call model.eval() "
                                "first, or train the unfused Linear + ReLU")
         if not isinstance(x, Tensor):
             raise TypeError(f"FusedLinearReLU expects a Tensor, got {type(x).__name__}; wrap data with Tensor(...)")
+        ### BEGIN SOLUTION
         bias = None if self.linear.bias is None else self.linear.bias.data
         return Tensor.from_numpy(fused_linear_relu(x.data, self.linear.weight.data, bias))
         ### END SOLUTION
@@ -394,6 +399,7 @@ def fuse_linear_relu(model):
     """A new Sequential sharing model's layers, each Linear directly followed by ReLU fused into one layer."""
     if not isinstance(model, Sequential):
         raise TypeError(f"fuse_linear_relu rewrites a Sequential, got {type(model).__name__}")
+    ### BEGIN SOLUTION
     layers, items, index = [], list(model), 0
     while index < len(items):
         layer = items[index]
@@ -404,6 +410,7 @@ def fuse_linear_relu(model):
             layers.append(layer)
             index += 1
     return Sequential(*layers).train(model.training)
+    ### END SOLUTION
 
 # %% nbgrader={"grade": false, "grade_id": "fused-gelu", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -491,8 +498,8 @@ def _check_threads(n):
 @contextlib.contextmanager
 def limit_blas_threads(n, controller=None):
     """Inside the block every BLAS library runs with n threads; the previous counts come back after."""
-    ### BEGIN SOLUTION
     n = _check_threads(n)
+    ### BEGIN SOLUTION
     if controller is None:
         limiter = threadpool_limits(limits=n, user_api="blas")
     else:
@@ -547,10 +554,10 @@ def bootstrap_ratio_ci(a, b, confidence=0.95, resamples=2000, rng=0):
 
     rng: None, an int seed or a np.random.Generator.
     """
-    ### BEGIN SOLUTION
     a, b = _positive_samples(a, "a"), _positive_samples(b, "b")
     if not 0 < confidence < 1 or resamples < 1:
         raise ValueError(f"need 0 < confidence < 1 and resamples >= 1, got {confidence!r}, {resamples!r}")
+    ### BEGIN SOLUTION
     generator = np.random.default_rng(rng)
     med_a = np.median(a[generator.integers(0, a.size, size=(resamples, a.size))], axis=1)
     med_b = np.median(b[generator.integers(0, b.size, size=(resamples, b.size))], axis=1)
@@ -559,7 +566,14 @@ def bootstrap_ratio_ci(a, b, confidence=0.95, resamples=2000, rng=0):
     return float(np.median(a) / np.median(b)), float(low), float(high)
     ### END SOLUTION
 
-# %%
+# %% [markdown]
+# `median_interval` (given) is the distribution-free interval of one median. Implement
+# `holm(p_values)`: sort the valid p-values ascending, multiply the one of rank `r` (0-based)
+# by `m - r` (m = number of valid p-values), cap at 1 and keep the sequence non-decreasing
+# (each adjusted value is at least the one before it); return them in the order given, with
+# NaN where the input was NaN. `compare_samples` (given) puts the pieces together.
+
+# %% nbgrader={"grade": false, "grade_id": "holm", "locked": false, "schema_version": 3, "solution": true}
 #| export
 def median_interval(samples, confidence=0.95):
     """(low, high): distribution-free order-statistic interval of the median (binomial, n >= 6 for 95%).
@@ -577,6 +591,7 @@ def median_interval(samples, confidence=0.95):
 def holm(p_values):
     """Holm-Bonferroni adjusted p-values (same order as given; NaN entries stay NaN)."""
     p = np.asarray(p_values, dtype=np.float64)
+    ### BEGIN SOLUTION
     adjusted = np.full(p.shape, np.nan)
     valid = np.flatnonzero(~np.isnan(p))
     order = valid[np.argsort(p[valid])]
@@ -585,6 +600,7 @@ def holm(p_values):
         running = max(running, min(1.0, (m - rank) * p[index]))
         adjusted[index] = running
     return adjusted
+    ### END SOLUTION
 
 
 def compare_samples(a, b, confidence=0.95, resamples=2000, rng=0):
@@ -849,6 +865,11 @@ try:
     raise AssertionError("FusedLinearReLU ran in training mode")
 except RuntimeError:
     pass
+_mlp = Sequential(Linear(6, 5, rng=7), ReLU(), ReLU(), Linear(5, 2, rng=8), ReLU()).eval()
+_rewritten = fuse_linear_relu(_mlp)
+assert [type(layer).__name__ for layer in _rewritten] == ["FusedLinearReLU", "ReLU", "FusedLinearReLU"], list(_rewritten)
+assert _rewritten[0].linear is _mlp[0] and not _rewritten.training
+assert np.array_equal(_rewritten(_inp).data, _mlp(_inp).data)
 
 # %% nbgrader={"grade": true, "grade_id": "test-fused-gelu", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 _v = _g.standard_normal(200).astype(np.float32) * 3
@@ -884,6 +905,16 @@ assert bootstrap_ratio_ci(_fast, _slow, rng=0) == (_r, _lo, _hi)
 assert bootstrap_ratio_ci(_fast, _slow, rng=np.random.default_rng(0)) == (_r, _lo, _hi)
 _r2, _lo2, _hi2 = bootstrap_ratio_ci(_fast, _slow, confidence=0.5, rng=0)
 assert _lo <= _lo2 <= _hi2 <= _hi                          # a lower confidence gives a narrower interval
+
+# %% nbgrader={"grade": true, "grade_id": "test-holm", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+# By hand, p = (0.01, 0.04, nan, 0.03), m = 3 valid: sorted 0.01, 0.03, 0.04 -> 3*0.01 = 0.03, 2*0.03 = 0.06,
+# max(0.06, 1*0.04) = 0.06 (never below the one before).
+_adj = holm([0.01, 0.04, np.nan, 0.03])
+assert np.isnan(_adj[2]), _adj
+np.testing.assert_allclose(_adj[[0, 1, 3]], [0.03, 0.06, 0.06], rtol=1e-12)
+np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])                 # 2 * 0.5 and 0.6 capped at 1
+np.testing.assert_allclose(holm([0.2]), [0.2])                           # one test: unchanged
+assert np.isnan(holm([np.nan])).all()
 
 # %% [markdown]
 # ## Systems analysis

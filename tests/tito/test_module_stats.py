@@ -68,7 +68,7 @@ def test_the_command_prints_every_module(tree, tito):
     proc = tito(tree, "module", "list", "--stats", check=0)
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["#", "module", "lines", "exercises", "solution", "lines", "exported", "code", "lines",
-                                "student", "share", "mostly", "checks"]
+                                "student", "share", "given", "code", "lines", "mostly", "checks"]
     rows = {line.split()[0]: line.split() for line in lines[1:] if line[:2].isdigit()}
     assert {"01", "14", "19", "20"} <= set(rows)
     from tinytorch.tito.stats import module_stats
@@ -84,3 +84,52 @@ def test_the_command_prints_every_module(tree, tito):
 def test_a_student_edition_has_no_stats(student, tito):
     proc = tito(student, "module", "list", "--stats", check=1)
     assert "only the instructor tree has" in proc.stderr
+
+
+# --- the figures every module must reach (issue 13): the lesson is the student's work ---------------------
+MIN_EXERCISES = 5
+MIN_SHARE = 0.20
+MIN_SHARE_BY_MODULE = {19: 0.30}
+
+
+def _course_stats():
+    from pathlib import Path
+
+    from tinytorch.tito.stats import module_stats
+    from tinytorch.tito.tree import Tree
+
+    return module_stats(Tree(Path(__file__).resolve().parents[2]).modules)
+
+
+def test_every_module_lesson_is_mostly_the_students_work():
+    problems = []
+    for module, stats in _course_stats():
+        floor = MIN_SHARE_BY_MODULE.get(module.number, MIN_SHARE)
+        if len(stats.exercises) < MIN_EXERCISES:
+            problems.append(f"{module.slug}: {len(stats.exercises)} exercises, fewer than {MIN_EXERCISES}")
+        if stats.student_share is None or stats.student_share < floor:
+            problems.append(f"{module.slug}: student share {stats.student_share or 0:.1%} "
+                            f"({stats.solution_lines} of {stats.code_lines}), below {floor:.0%}")
+        for exercise in stats.mostly_checks:
+            problems.append(f"{module.slug}: the exercise at line {exercise.line} is mostly input checks "
+                            f"({exercise.check_lines} of {exercise.code_lines} lines)")
+    assert not problems, "\n".join(problems)
+
+
+def test_module_19_has_eight_exercises_of_real_size():
+    stats = dict((m.number, s) for m, s in _course_stats())[19]
+    sized = [e for e in stats.exercises if 8 <= e.code_lines <= 30]
+    assert len(sized) >= 8, [(e.line, e.code_lines) for e in stats.exercises]
+
+
+def test_given_code_is_counted_apart_from_the_share(tree):
+    from tinytorch.tito.stats import module_stats
+    from tinytorch.tito.tree import Tree
+
+    before = dict((m.number, s) for m, s in module_stats(Tree(tree).modules))[2]
+    (tree / "modules" / "02_activations" / "helpers.py").write_text(
+        "# %% [markdown]\n# # Given code: helpers\n\n# %%\n#| default_exp core.helpers_demo\n\n"
+        "# %%\n#| export\ndef one():\n    return 1\n")
+    after = dict((m.number, s) for m, s in module_stats(Tree(tree).modules))[2]
+    assert after.given_code_lines == 2                       # def one, return 1
+    assert (after.code_lines, after.solution_lines) == (before.code_lines, before.solution_lines)

@@ -41,7 +41,7 @@ def matmul_blas(a, b):
     a, b = _check_matmul(a, b, "matmul_blas")
     return np.matmul(a, b)
 
-# %% ../../nbs/17_acceleration.ipynb #9db49999
+# %% ../../nbs/17_acceleration.ipynb #db2bd99d
 def matmul_naive(a, b):
     """a @ b with three Python loops (i, j, p): the interpreter does every multiply-add. Tiny sizes only."""
     a, b = _check_matmul(a, b, "matmul_naive")
@@ -57,7 +57,7 @@ def matmul_naive(a, b):
             out[i, j] = total
     return out
 
-# %% ../../nbs/17_acceleration.ipynb #1a96156f
+# %% ../../nbs/17_acceleration.ipynb #a416a9b2
 def matmul_vectorized(a, b):
     """a @ b as a sum of k outer products a[:, p] x b[p, :], each added in place by numpy (no BLAS)."""
     a, b = _check_matmul(a, b, "matmul_vectorized")
@@ -66,7 +66,7 @@ def matmul_vectorized(a, b):
         out += a[:, p, None] * b[p]
     return out
 
-# %% ../../nbs/17_acceleration.ipynb #9bc9e2ee
+# %% ../../nbs/17_acceleration.ipynb #c55f69c0
 def _check_tile(tile):
     """tile as an int >= 1; ValueError with the value received otherwise."""
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
@@ -93,7 +93,7 @@ def matmul_tiled(a, b, tile=64, on_block=None):
                 block += np.matmul(a_block, b_block)
     return out
 
-# %% ../../nbs/17_acceleration.ipynb #0cd4166b
+# %% ../../nbs/17_acceleration.ipynb #34ffad9a
 def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     """Convolution by loops over (n, o, y, x): x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or None.
 
@@ -144,7 +144,7 @@ def linear_relu_unfused(x, weight, bias):
         y = y + bias
     return np.maximum(y, 0)
 
-# %% ../../nbs/17_acceleration.ipynb #c6ba3f1e
+# %% ../../nbs/17_acceleration.ipynb #5fd4cfe5
 def fused_linear_relu(x, weight, bias, out=None):
     """relu(x @ weight + bias) with one matmul into out (a new array when None), then in-place bias and max."""
     x, weight = np.asarray(x), np.asarray(weight)
@@ -156,7 +156,7 @@ def fused_linear_relu(x, weight, bias, out=None):
     np.maximum(out, 0, out=out)
     return out
 
-# %% ../../nbs/17_acceleration.ipynb #1c192ba1
+# %% ../../nbs/17_acceleration.ipynb #31128de0
 class FusedLinearReLU(Module):
     """relu(linear(x)) for inference, by fused_linear_relu on the wrapped Linear's parameters.
 
@@ -235,7 +235,7 @@ def _check_threads(n):
         raise ValueError(f"the BLAS thread count must be an int >= 1, got {n!r}")
     return int(n)
 
-# %% ../../nbs/17_acceleration.ipynb #64c8f649
+# %% ../../nbs/17_acceleration.ipynb #9759cd4d
 @contextlib.contextmanager
 def limit_blas_threads(n, controller=None):
     """Inside the block every BLAS library runs with n threads; the previous counts come back after."""
@@ -247,7 +247,7 @@ def limit_blas_threads(n, controller=None):
     with limiter:
         yield n
 
-# %% ../../nbs/17_acceleration.ipynb #97417b42
+# %% ../../nbs/17_acceleration.ipynb #ad433db7
 def _positive_samples(samples, name):
     values = np.asarray(samples, dtype=np.float64).reshape(-1)
     if values.size < 2 or not np.isfinite(values).all() or (values <= 0).any():
@@ -270,7 +270,7 @@ def bootstrap_ratio_ci(a, b, confidence=0.95, resamples=2000, rng=0):
     low, high = np.percentile(med_a / med_b, (tail, 100 - tail))
     return float(np.median(a) / np.median(b)), float(low), float(high)
 
-# %% ../../nbs/17_acceleration.ipynb #f3af168f
+# %% ../../nbs/17_acceleration.ipynb #dc0faa96
 def median_interval(samples, confidence=0.95):
     """(low, high): distribution-free order-statistic interval of the median (binomial, n >= 6 for 95%).
 

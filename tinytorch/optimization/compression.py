@@ -69,7 +69,7 @@ def prunable_layers(model):
             "only Linear and Conv2d weights are handled; replace or remove those layers first")
     return found
 
-# %% ../../nbs/16_compression.ipynb #20e58b3c
+# %% ../../nbs/16_compression.ipynb #0de14364
 def keep_mask(magnitudes, remove):
     """Boolean mask of magnitudes' shape: False at the `remove` smallest entries (ties by position)."""
     flat = np.asarray(magnitudes).ravel()
@@ -83,16 +83,16 @@ def layer_masks(weights, sparsity, scope="layer"):
     """[keep mask per weight array]: round(sparsity*size) removed per array ("layer"), or
     round(sparsity*total) removed below one threshold over all arrays ("global")."""
     sparsity = _check_sparsity(sparsity)
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     if scope == "layer":
         return [keep_mask(np.abs(w), int(round(sparsity * w.size))) for w in weights]
-    if scope == "global":
-        flat = np.concatenate([np.abs(w).ravel() for w in weights])
-        keep = keep_mask(flat, int(round(sparsity * flat.size)))
-        bounds = np.cumsum([0] + [w.size for w in weights])
-        return [keep[start:stop].reshape(w.shape) for w, start, stop in zip(weights, bounds[:-1], bounds[1:])]
-    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    flat = np.concatenate([np.abs(w).ravel() for w in weights])
+    keep = keep_mask(flat, int(round(sparsity * flat.size)))
+    bounds = np.cumsum([0] + [w.size for w in weights])
+    return [keep[start:stop].reshape(w.shape) for w, start, stop in zip(weights, bounds[:-1], bounds[1:])]
 
-# %% ../../nbs/16_compression.ipynb #0cc9236b
+# %% ../../nbs/16_compression.ipynb #87758640
 class PruningMask:
     """Which entries of each pruned weight are kept: [(name, Parameter, bool mask)].
 
@@ -173,7 +173,7 @@ def sparsity_report(model):
     frame["sparsity"] = frame["zeros"] / frame["size"]
     return frame
 
-# %% ../../nbs/16_compression.ipynb #58433a75
+# %% ../../nbs/16_compression.ipynb #2813fa6d
 def to_csr(matrix):
     """CSR arrays of a 2-D array: (data float32, indices int32, indptr int32), row-major order."""
     matrix = np.asarray(matrix)
@@ -197,7 +197,7 @@ def break_even_sparsity(rows, cols, value_bytes=4, index_bytes=4):
     max_nnz = (dense - (rows + 1) * index_bytes) / (value_bytes + index_bytes)
     return 1.0 - max_nnz / (rows * cols)
 
-# %% ../../nbs/16_compression.ipynb #ed1aa427
+# %% ../../nbs/16_compression.ipynb #dab23011
 def _csr_matrix(arrays, shape):
     data, indices, indptr = arrays
     return scipy.sparse.csr_matrix((data, indices, indptr), shape=shape)
@@ -352,7 +352,7 @@ def _new_linear(linear, weight):
     layer.bias = None if linear.bias is None else Parameter(linear.bias.data)
     return layer
 
-# %% ../../nbs/16_compression.ipynb #6e587a6e
+# %% ../../nbs/16_compression.ipynb #b965f395
 def channel_plan(model, fraction):
     """{conv index: sorted kept output channels} for every prunable Conv2d of a Sequential.
 
@@ -432,7 +432,7 @@ def fine_tune(model, epochs, lr, seed=0, batch_size=64, flatten=False, limit=Non
     model.eval()
     return history
 
-# %% ../../nbs/16_compression.ipynb #5bce2c8d
+# %% ../../nbs/16_compression.ipynb #532051bd
 def low_rank(linear, rank):
     """Sequential(Linear(in, rank, bias=False), Linear(rank, out)) from the truncated SVD of
     linear.weight; the result's `reconstruction_error` is ||W - W_r||_F / ||W||_F."""
@@ -506,7 +506,7 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature=4.0, a
     return DistillationLossFunction.apply(student_logits, teacher, label_array,
                                           temperature=float(temperature), alpha=float(alpha))
 
-# %% ../../nbs/16_compression.ipynb #386a0387
+# %% ../../nbs/16_compression.ipynb #6cf80aff
 def student_cnn(seed=0):
     """A small student for the digits: conv8-pool-conv16-pool-linear (about a third of digits_cnn)."""
     return Sequential(
@@ -540,15 +540,11 @@ def distill(teacher, student, epochs, temperature=4.0, alpha=0.7, seed=0, lr=1e-
     student.eval()
     return losses
 
-# %% ../../nbs/16_compression.ipynb #989acbd7
-def _rng(seed):
-    return np.random.default_rng(seed)
-
-
+# %% ../../nbs/16_compression.ipynb #589ac603
 def bootstrap_median_ci(samples, n_boot=2000, seed=0, confidence=0.95):
     """(low, high) percentile-bootstrap interval of the median of samples (seeded)."""
     values = np.asarray(samples, dtype=np.float64)
-    draws = _rng(seed).choice(values, size=(n_boot, values.size), replace=True)
+    draws = np.random.default_rng(seed).choice(values, size=(n_boot, values.size), replace=True)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(np.median(draws, axis=1), [tail, 100 - tail])
     return float(low), float(high)
@@ -559,7 +555,7 @@ def bootstrap_ratio_ci(numerator, denominator, n_boot=2000, seed=0, confidence=0
     percentile-bootstrap interval. Samples of equal length are taken as interleaved rounds
     and resampled in pairs (round i of both), so drift shared by a round cancels."""
     a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
-    gen = _rng(seed)
+    gen = np.random.default_rng(seed)
     idx_a = gen.integers(0, a.size, size=(n_boot, a.size))
     idx_b = idx_a if a.size == b.size else gen.integers(0, b.size, size=(n_boot, b.size))
     ratios = np.median(a[idx_a], axis=1) / np.median(b[idx_b], axis=1)

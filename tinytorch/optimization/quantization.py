@@ -60,7 +60,7 @@ def _reduce_axes(ndim, axis):
         raise ValueError(f"axis={axis} is out of range for an array with {ndim} dimensions")
     return tuple(d for d in range(ndim) if d != axis % ndim)
 
-# %% ../../nbs/15_quantization.ipynb #f020b12b
+# %% ../../nbs/15_quantization.ipynb #3b907f45
 def params_from_range(low, high, symmetric):
     """(scale float32, zero_point int32) arrays mapping [low, high] (arrays, widened to include 0)
     onto int8: symmetric -> [-127, 127] with zero point 0; asymmetric -> [-128, 127]."""
@@ -88,7 +88,7 @@ def quantize_params(x, bits=8, symmetric=True, axis=None):
     return params_from_range(array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True),
                              symmetric)
 
-# %% ../../nbs/15_quantization.ipynb #d53ddb28
+# %% ../../nbs/15_quantization.ipynb #f554d4e8
 def quantize(x, scale, zero_point, bits=8, symmetric=False):
     """int8 array: clip(rint(x / scale) + zero_point) to [-128, 127] ([-127, 127] if symmetric)."""
     _check_bits(bits)
@@ -144,7 +144,7 @@ def int_matmul(a, b, method="fast"):
     dtype = exact_float_dtype(a.shape[-1])
     return (a.astype(dtype) @ b.astype(dtype)).astype(np.int32)
 
-# %% ../../nbs/15_quantization.ipynb #fb96404a
+# %% ../../nbs/15_quantization.ipynb #b2868ed8
 class FrozenParameter(Parameter):
     """A stored array of a quantized layer (int8 weights, float32 scales): a Parameter, so that
     state_dict(), parameter_bytes and serialized_bytes count it, but never trained."""
@@ -174,6 +174,10 @@ class _QuantizedLayer(Module):
 
     def __init__(self, weight, bias, activation_range, per_channel):
         super().__init__()
+        if activation_range is not None:
+            low, high = activation_range
+            if not low <= high:
+                raise ValueError(f"activation_range must be (min, max) with min <= max, got {activation_range!r}")
         axis = self.channel_axis if per_channel else None
         scale, _ = quantize_params(weight, symmetric=True, axis=axis)
         self.per_channel = bool(per_channel)
@@ -182,9 +186,6 @@ class _QuantizedLayer(Module):
         self.bias = None if bias is None else _frozen(bias.data, np.float32)
         self.input_scale = self.input_zero_point = None
         if activation_range is not None:
-            low, high = activation_range
-            if not low <= high:
-                raise ValueError(f"activation_range must be (min, max) with min <= max, got {activation_range!r}")
             in_scale, in_zp = params_from_range(low, high, symmetric=False)
             self.input_scale = _frozen(in_scale.reshape(1), np.float32)
             self.input_zero_point = _frozen(in_zp.reshape(1), np.int32)
@@ -320,7 +321,7 @@ def calibrate(model, calibration_data, batch_size=256):
                 ranges[call.name] = (min(low, float(values.min())), max(high, float(values.max())))
     return ranges
 
-# %% ../../nbs/15_quantization.ipynb #9263649e
+# %% ../../nbs/15_quantization.ipynb #b2cf0f45
 def _quantized(layer, name, ranges, per_channel):
     """The quantized replacement of a Linear or Conv2d."""
     cls = QuantizedLinear if isinstance(layer, Linear) else QuantizedConv2d
@@ -400,7 +401,7 @@ def file_size(save, suffix=".npz"):
         save(path)
         return os.path.getsize(path)
 
-# %% ../../nbs/15_quantization.ipynb #a4b37e5f
+# %% ../../nbs/15_quantization.ipynb #c078a664
 def median_ci(samples, confidence=0.95):
     """(low, high): distribution-free interval for the median from order statistics (binomial
     with p = 1/2); the sample range when there are too few samples for the confidence."""

@@ -82,7 +82,7 @@ def parameter_bytes(model):
     """Bytes of the parameters' real storage: the sum of storage_bytes over model.parameters()."""
     return int(sum(storage_bytes(param) for param in _parameters_of(model)))
 
-# %% ../../nbs/14_profiling.ipynb #6ba2ea31
+# %% ../../nbs/14_profiling.ipynb #74aea23e
 def linear_flops(input_shape, out_features, bias=True):
     """FLOPs of x @ W (+ b) for x of input_shape (..., in): 2*rows*in*out (+ rows*out)."""
     rows, in_features = math.prod(input_shape[:-1]), input_shape[-1]
@@ -306,7 +306,7 @@ def trace_forward(model, x):
                 layer.forward = previous
     return calls
 
-# %% ../../nbs/14_profiling.ipynb #6eba3a62
+# %% ../../nbs/14_profiling.ipynb #3ee16b2f
 @contextlib.contextmanager
 def inference_mode(model):
     """Evaluation mode and no_grad for the block; each module's training flag is restored afterwards."""
@@ -337,7 +337,7 @@ def zeros_input(input_shape):
             f"got {input_shape!r}; e.g. (1, 64) for one flattened digit or (1, 1, 8, 8) for one image")
     return Tensor.zeros(shape)
 
-# %% ../../nbs/14_profiling.ipynb #9a0637a8
+# %% ../../nbs/14_profiling.ipynb #495e676a
 FLOP_COLUMNS = ("layer", "type", "input_shape", "output_shape", "params", "flops", "activation_bytes")
 OWN_SESSION = "own tracemalloc session (started and stopped here)"
 CALLER_SESSION = "the caller's tracemalloc session (kept running; its peak was reset by reset_peak)"
@@ -470,7 +470,7 @@ def _check_int(value, name, minimum):
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
-# %% ../../nbs/14_profiling.ipynb #aa87fd7c
+# %% ../../nbs/14_profiling.ipynb #455ed79c
 def time_callable(fn, warmup=10, iterations=100, min_sample_ns=None, calls=None, timer=None,
                   disable_gc=False, name=None):
     """LatencyResult of fn() (no arguments): `warmup` untimed calls, then `iterations` raw samples.
@@ -510,7 +510,7 @@ def time_model(model, input_tensor, warmup=10, iterations=100, **options):
     with inference_mode(model):
         return time_callable(call_with(model, input_tensor), warmup, iterations, name=name, **options)
 
-# %% ../../nbs/14_profiling.ipynb #03f4e043
+# %% ../../nbs/14_profiling.ipynb #d618c1ad
 COMPUTE_BOUND, MEMORY_BOUND = "compute-bound", "memory-bound"
 
 
@@ -533,7 +533,7 @@ def layer_bytes_moved(call):
     """Bytes a LayerCall moves at least: storage of its input + its output + its parameters."""
     return storage_bytes(call.input) + storage_bytes(call.output) + parameter_bytes(call.layer)
 
-# %% ../../nbs/14_profiling.ipynb #394333a4
+# %% ../../nbs/14_profiling.ipynb #e2e1bc21
 PEAK_CACHE_FILE = "machine_peak.json"
 PEAK_SCHEMA = 1
 PROFILE_COLUMNS = ("layer", "type", "input_shape", "output_shape", "params", "flops", "time_ms", "time_share",

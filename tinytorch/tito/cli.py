@@ -97,7 +97,8 @@ def cmd_module_list(args, tree: Tree) -> int:
             say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         say()
         say("student share = solution lines / code lines of the #| export cells (non-blank, non-comment); an exercise "
-            "is 'mostly checks' when more than half of its lines are raise statements and their guards")
+            "is 'mostly checks' when more than half of its lines are raise statements and their guards; given code lines "
+            "are the exported code lines of the module's given-code notebooks, which ship solved and are not in the share")
         return 0
     return _table(tree, with_details=False)
 

@@ -7,7 +7,8 @@ For a module source (modules/NN_name/name.py, percent format) it counts, in its 
 Exercises are the solution regions of every code cell (exported or not). An exercise is "mostly checks" when
 more than half of its code lines are input checks: `raise` statements (with their continuation lines) and the
 `if`/`elif`/`else` lines that only guard a raise. Only the instructor tree has the solutions, so only it has
-these figures.
+these figures. The code of a module's given-code notebooks (modules/NN_name/<stem>.py) is shown in its own
+column and is not part of the share.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class ModuleStats:
     code_lines: int = 0            # code lines in exported cells
     solution_lines: int = 0        # of which inside solution regions
     exercises: list = field(default_factory=list)
+    given_code_lines: int = 0      # code lines in exported cells of the module's given-code notebooks (not in the share)
 
     @property
     def student_share(self) -> float | None:
@@ -126,8 +128,15 @@ def source_stats(path: Path) -> ModuleStats:
 
 
 def module_stats(modules: list[ModuleInfo]) -> list[tuple[ModuleInfo, ModuleStats]]:
-    """(module, its stats) for every module that has a source (the instructor tree)."""
-    found = [(m, source_stats(m.source)) for m in modules if m.source is not None and Path(m.source).is_file()]
+    """(module, its stats) for every module that has a source (the instructor tree). The figures are the
+    lesson's; the code of its given-code notebooks is counted apart (given_code_lines), never in the share."""
+    found = []
+    for m in modules:
+        if m.source is None or not Path(m.source).is_file():
+            continue
+        stats = source_stats(m.source)
+        stats.given_code_lines = sum(source_stats(m.given_source(stem)).code_lines for stem in m.given)
+        found.append((m, stats))
     if not found:
         raise TitoError("--stats counts the solutions in the module sources (modules/NN_name/*.py), which only the "
                         "instructor tree has; run it there")
@@ -137,11 +146,12 @@ def module_stats(modules: list[ModuleInfo]) -> list[tuple[ModuleInfo, ModuleStat
 def stats_rows(found) -> list[tuple[str, ...]]:
     """The table `tito module list --stats` prints: a header, then one row per module."""
     rows = [("#", "module", "lines", "exercises", "solution lines", "exported code lines", "student share",
-             "mostly checks")]
+             "given code lines", "mostly checks")]
     for module, stats in found:
         share = stats.student_share
         checks = stats.mostly_checks
         rows.append((f"{module.number:02d}", module.name, str(stats.lines), str(len(stats.exercises)),
                      str(stats.solution_lines), str(stats.code_lines), "-" if share is None else f"{share:.1%}",
+                     str(stats.given_code_lines) if stats.given_code_lines else "-",
                      ", ".join(f"line {e.line}" for e in checks) if checks else "-"))
     return rows
