@@ -86,19 +86,17 @@ with np.errstate(over="raise"):
         raise AssertionError("exp(1000) should overflow")
 
 # %% [markdown]
-# ## The shared part (given)
+# ## The shared part
 #
 # Every activation starts the same way: check that it received a `Tensor` (a common
-# slip is to pass a raw numpy array) and read its array. Float tensors keep their dtype
-# (float32 stays float32, float64 stays float64); integer and bool tensors are computed
-# in float32, TinyTorch's default. `_output` wraps a result back into a Tensor of the
-# input's float dtype, so a stray float64 constant cannot silently widen a float32
-# network.
+# slip is to pass a raw numpy array) and read its array; and it ends the same way: wrap
+# the result back into a Tensor. You write both halves in step 1, as `_input_array` and
+# `_output`, and every later activation uses them.
 #
-# The base class `Activation` holds what every activation shares: calling the object
-# runs `forward`, and a default `repr`. Each subclass implements `forward` and nothing
-# else computes. Activations have no learnable parameters (module 03 adds layers that
-# do); only GELU and Softmax take a setting in their constructors.
+# The base class `Activation` (given, below) holds what every activation shares: calling
+# the object runs `forward`, and a default `repr`. Each subclass implements `forward` and
+# nothing else computes. Activations have no learnable parameters (module 03 adds layers
+# that do); only GELU and Softmax take a setting in their constructors.
 
 # %%
 #| export
@@ -108,20 +106,6 @@ import numpy as np
 from scipy.special import erf
 
 from tinytorch.core.tensor import Tensor, _normalize_dim
-
-
-def _input_array(x, name):
-    """The array behind the Tensor x, as a float array (ints and bools become float32)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(
-            f"{name} expects a Tensor, got {type(x).__name__}; wrap arrays and lists with "
-            "Tensor(...), e.g. Tensor(np.array([1.0, -2.0]))")
-    return x.data if x.dtype.kind == "f" else x.data.astype(np.float32)
-
-
-def _output(values, like):
-    """values wrapped in a Tensor with the dtype of the input array like (no copy if it has it)."""
-    return Tensor.from_numpy(np.asarray(values, dtype=like.dtype))
 
 
 class Activation:
@@ -141,12 +125,39 @@ class Activation:
 # gradients pass through deep stacks of ReLU layers without shrinking; that is why it
 # became the default activation.
 #
-# Implement `ReLU.forward` with one vectorised numpy call on the array from
-# `_input_array`, and return it with `_output`. (`np.maximum(a, 0)` compares element
-# by element; `np.max` would reduce the whole array to one number.)
+# First the two shared halves. `_input_array(x, name)` returns the array of the Tensor
+# `x` (the check that `x` is a Tensor is given): float tensors keep their dtype (float32
+# stays float32, float64 stays float64), while integer and bool tensors are computed in
+# float32, TinyTorch's default (`ndarray.astype`; the dtype kind of a float is `"f"`).
+# `_output(values, like)` wraps a result into a Tensor with the dtype of the input array
+# `like`, so a stray float64 constant cannot silently widen a float32 network:
+# `np.asarray(values, dtype=like.dtype)` converts only when the dtypes differ, and
+# `Tensor.from_numpy` wraps without a copy.
+#
+# Then `ReLU.forward`: one vectorised numpy call on the array from `_input_array`,
+# returned with `_output`. (`np.maximum(a, 0)` compares element by element; `np.max`
+# would reduce the whole array to one number.)
 
 # %% nbgrader={"grade": false, "grade_id": "activation-relu", "locked": false, "schema_version": 3, "solution": true}
 #| export
+def _input_array(x, name):
+    """The array behind the Tensor x, as a float array (ints and bools become float32)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} expects a Tensor, got {type(x).__name__}; wrap arrays and lists with "
+            "Tensor(...), e.g. Tensor(np.array([1.0, -2.0]))")
+    ### BEGIN SOLUTION
+    return x.data if x.dtype.kind == "f" else x.data.astype(np.float32)
+    ### END SOLUTION
+
+
+def _output(values, like):
+    """values wrapped in a Tensor with the dtype of the input array like (no copy if it has it)."""
+    ### BEGIN SOLUTION
+    return Tensor.from_numpy(np.asarray(values, dtype=like.dtype))
+    ### END SOLUTION
+
+
 class ReLU(Activation):
     """relu(x) = max(0, x), element-wise."""
 
@@ -160,19 +171,30 @@ class ReLU(Activation):
 # %% [markdown]
 # ### Check step 1
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "test-relu", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 relu = ReLU()
 out = relu(Tensor([-1.0, 0.0, 2.0]))
-assert out.tolist() == [0.0, 0.0, 2.0] and out.dtype == np.float32
-assert relu(Tensor([[-3.5, 4.0]], dtype=np.float64)).dtype == np.float64
-try:
-    relu(np.array([1.0, -1.0]))
-except TypeError as err:
-    print("TypeError:", err)
-else:
-    raise AssertionError("a numpy array should be rejected")
+assert out.tolist() == [0.0, 0.0, 2.0], f"by hand relu([-1, 0, 2]) = [0, 0, 2], got {out.tolist()}"
+grid = np.random.default_rng(10).standard_normal((4, 5)).astype(np.float32)
+np.testing.assert_array_equal(relu(Tensor(grid)).data, np.where(grid > 0, grid, 0), err_msg="ReLU differs from np.where")
+for dtype, expected in ((np.float32, np.float32), (np.float64, np.float64), (np.int64, np.float32), (bool, np.float32)):
+    got = relu(Tensor([[-3, 4]], dtype=dtype)).dtype
+    assert got == expected, f"ReLU of a {np.dtype(dtype)} tensor must be {np.dtype(expected)}, got {got}"
+assert relu(Tensor([-2, 3], dtype=np.int64)).tolist() == [0.0, 3.0]
+a64 = np.array([1.5, -2.0])
+kept = _output(a64, a64)
+assert kept.data is a64 and kept.dtype == np.float64, "_output must wrap an array of the right dtype without a copy"
+assert _output(a64, np.zeros(2, dtype=np.float32)).dtype == np.float32, "_output must use the dtype of `like`"
+for bad in (np.array([1.0, -1.0]), [1.0, 2.0]):
+    try:
+        relu(bad)
+    except TypeError as err:
+        print("TypeError:", err)
+    else:
+        raise AssertionError(f"ReLU of a {type(bad).__name__} must raise TypeError")
+assert repr(relu) == "ReLU()"
 print(relu, "->", out)
-print("OK: ReLU zeroes negatives, keeps the dtype and rejects non-Tensors")
+print("OK: ReLU zeroes negatives, keeps the float dtype (ints become float32) and rejects non-Tensors")
 
 # %% [markdown]
 # ## Step 2: a Sigmoid that never overflows
@@ -211,18 +233,31 @@ class Sigmoid(Activation):
 # The check turns every numpy floating-point warning into an error, then feeds the
 # inputs that broke the naive formula.
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "test-sigmoid", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 import warnings
 
+from scipy.special import expit
+
 sigmoid = Sigmoid()
-assert sigmoid(Tensor(0.0)).item() == 0.5
+assert sigmoid(Tensor(0.0)).item() == 0.5, "by hand: sigmoid(0) = 1 / (1 + 1) = 0.5"
 assert abs(sigmoid(Tensor([2.0], dtype=np.float64)).item() - 0.8807970779778823) < 1e-15
 with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
     warnings.simplefilter("error")
     extreme = sigmoid(Tensor([-1e4, -1000.0, 1000.0, 1e4]))
 assert extreme.tolist() == [0.0, 0.0, 1.0, 1.0] and extreme.dtype == np.float32
 tail = sigmoid(Tensor([-100.0], dtype=np.float64)).item()
-assert abs(tail - math.exp(-100) / (1 + math.exp(-100))) < 1e-15 * tail  # relative accuracy
+assert abs(tail - math.exp(-100) / (1 + math.exp(-100))) < 1e-15 * tail, "sigmoid(-100) lost its relative accuracy"
+values = np.linspace(-30.0, 30.0, 61)
+np.testing.assert_allclose(sigmoid(Tensor(values, dtype=np.float64)).data, expit(values), rtol=1e-14,
+                           err_msg="float64 Sigmoid differs from scipy.special.expit")
+np.testing.assert_allclose(sigmoid(Tensor(values)).data, expit(values.astype(np.float32)), rtol=1e-6,
+                           err_msg="float32 Sigmoid differs from scipy.special.expit")
+assert sigmoid(Tensor(values)).dtype == np.float32
+with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+    warnings.simplefilter("error")
+    far = Sigmoid()(Tensor([-1e4, 1e4], dtype=np.float64)).tolist()
+assert far == [0.0, 1.0]
+assert repr(Sigmoid()) == "Sigmoid()"
 print(sigmoid, "of [-1e4, -1000, 1000, 1e4] ->", extreme, "; sigmoid(-100) =", tail)
 print("OK: Sigmoid is exact at 0, and stable (no overflow) at +-1e4")
 
@@ -261,6 +296,19 @@ class Tanh(Activation):
         return _output(np.tanh(a), a)
         ### END SOLUTION
 
+# %% [markdown]
+# ### Check step 3a: Tanh
+
+# %% nbgrader={"grade": true, "grade_id": "test-tanh", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+assert Tanh()(Tensor([0.0])).tolist() == [0.0]
+assert abs(Tanh()(Tensor(1.0, dtype=np.float64)).item() - 0.7615941559557649) < 1e-15, "tanh(1) = 0.76159415595..."
+xs = np.linspace(-6.0, 6.0, 49)
+np.testing.assert_allclose(Tanh()(Tensor(xs, dtype=np.float64)).data, np.tanh(xs), rtol=1e-14,
+                           err_msg="Tanh differs from np.tanh")
+assert Tanh()(Tensor(xs)).dtype == np.float32 and repr(Tanh()) == "Tanh()"
+print(Tanh(), "of [-6, 0, 6] ->", Tanh()(Tensor([-6.0, 0.0, 6.0])))
+print("OK: Tanh matches np.tanh and keeps the dtype")
+
 # %% nbgrader={"grade": false, "grade_id": "activation-gelu", "locked": false, "schema_version": 3, "solution": true}
 #| export
 _GELU_CHOICES = ("none", "tanh")
@@ -290,25 +338,38 @@ class GELU(Activation):
         ### END SOLUTION
 
 # %% [markdown]
-# ### Check step 3
+# ### Check step 3b: GELU
+#
+# The oracle for the exact form is `scipy.special.erf`; for the approximation, its
+# formula evaluated in float64 numpy.
 
-# %%
-assert Tanh()(Tensor([0.0])).tolist() == [0.0]
-assert abs(Tanh()(Tensor(1.0, dtype=np.float64)).item() - 0.7615941559557649) < 1e-15
+# %% nbgrader={"grade": true, "grade_id": "test-gelu", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+from scipy.special import erf as erf_oracle
+
 exact = GELU()(Tensor([1.0, -1.0, 0.0], dtype=np.float64)).tolist()
-assert abs(exact[0] - 0.8413447460685429) < 1e-15 and abs(exact[1] + 0.15865525393145707) < 1e-15
+assert abs(exact[0] - 0.8413447460685429) < 1e-15 and abs(exact[1] + 0.15865525393145707) < 1e-15, \
+    f"by hand gelu(1) = 0.84134474606..., gelu(-1) = -0.15865525393...; got {exact[:2]}"
 approx = GELU(approximate="tanh")(Tensor([1.0], dtype=np.float64)).item()
 print(f"gelu(1): exact {exact[0]:.10f}, tanh approximation {approx:.10f}")
-assert abs(approx - exact[0]) < 1e-3 and approx != exact[0]
-assert GELU()(Tensor([1.0])).dtype == np.float32
+assert abs(approx - exact[0]) < 1e-3 and approx != exact[0], "the tanh form approximates, it is not the exact one"
+xs = np.linspace(-6.0, 6.0, 49)
+np.testing.assert_allclose(GELU()(Tensor(xs, dtype=np.float64)).data,
+                           xs * 0.5 * (1 + erf_oracle(xs / np.sqrt(2))), rtol=1e-12, atol=1e-15,
+                           err_msg="GELU(approximate='none') differs from x * Phi(x) with scipy's erf")
+np.testing.assert_allclose(GELU("tanh")(Tensor(xs, dtype=np.float64)).data,
+                           0.5 * xs * (1 + np.tanh(np.sqrt(2 / np.pi) * (xs + 0.044715 * xs ** 3))),
+                           rtol=1e-12, atol=1e-15, err_msg="GELU(approximate='tanh') differs from its formula")
+assert GELU()(Tensor(xs)).dtype == np.float32 and GELU("tanh")(Tensor(xs)).dtype == np.float32, \
+    "GELU must keep float32 (write the constants as Python floats)"
 try:
     GELU(approximate="fast")
 except ValueError as err:
     print("ValueError:", err)
 else:
     raise AssertionError("GELU(approximate='fast') should fail")
-print(Tanh(), GELU(), GELU(approximate="tanh"))
-print("OK: Tanh and both GELU variants match the hand values")
+assert repr(GELU("tanh")) == "GELU(approximate='tanh')"
+print(GELU(), GELU(approximate="tanh"))
+print("OK: both GELU variants match their oracles and the hand values")
 
 # %% [markdown]
 # ## Step 4: a stable Softmax
@@ -354,92 +415,35 @@ class Softmax(Activation):
 # %% [markdown]
 # ### Check step 4
 
-# %%
-softmax = Softmax()
-with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
-    warnings.simplefilter("error")
-    assert softmax(Tensor([1000.0, 1000.0])).tolist() == [0.5, 0.5]
-    assert softmax(Tensor([-1000.0, 0.0])).tolist() == [0.0, 1.0]
-probs = Softmax(dim=0)(Tensor([[1.0, 2.0], [3.0, 2.0]], dtype=np.float64))
-np.testing.assert_allclose(probs.sum(axis=0).data, [1.0, 1.0])
-np.testing.assert_allclose(probs.data[:, 0], [1 / (1 + math.e ** 2), 1 / (1 + math.e ** -2)])
-try:
-    Softmax(dim=2)(Tensor([[1.0, 2.0]]))
-except ValueError as err:
-    print("ValueError:", err)
-else:
-    raise AssertionError("dim=2 on a 2-D tensor should fail")
-print(softmax, "of [1, 2, 3] ->", softmax(Tensor([1.0, 2.0, 3.0])))
-print("OK: Softmax is stable for +-1000, sums to 1 along dim, and checks dim")
-
-# %% [markdown]
-# ## Graded tests
-#
-# Each cell below checks one step against an independent oracle: `scipy.special`
-# (`expit` is the sigmoid, `softmax`, `erf`), `np.tanh`, and hand-computed values.
-
-# %% nbgrader={"grade": true, "grade_id": "test-relu", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-grid = np.random.default_rng(10).standard_normal((4, 5)).astype(np.float32)
-np.testing.assert_array_equal(ReLU()(Tensor(grid)).data, np.where(grid > 0, grid, 0))
-assert ReLU()(Tensor([-1.0, 0.0, 2.0])).tolist() == [0.0, 0.0, 2.0]
-assert ReLU()(Tensor(grid, dtype=np.float64)).dtype == np.float64
-assert ReLU()(Tensor([-2, 3], dtype=np.int64)).tolist() == [0.0, 3.0]
-try:
-    ReLU()([1.0, 2.0])
-except TypeError:
-    pass
-else:
-    raise AssertionError("ReLU of a list must raise TypeError")
-assert repr(ReLU()) == "ReLU()"
-
-# %% nbgrader={"grade": true, "grade_id": "test-sigmoid", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-from scipy.special import expit
-
-values = np.linspace(-30.0, 30.0, 61)
-np.testing.assert_allclose(Sigmoid()(Tensor(values, dtype=np.float64)).data, expit(values), rtol=1e-14)
-np.testing.assert_allclose(Sigmoid()(Tensor(values)).data, expit(values.astype(np.float32)), rtol=1e-6)
-assert Sigmoid()(Tensor(0.0)).item() == 0.5 and Sigmoid()(Tensor(values)).dtype == np.float32
-with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
-    warnings.simplefilter("error")
-    far = Sigmoid()(Tensor([-1e4, 1e4], dtype=np.float64)).tolist()
-assert far == [0.0, 1.0]
-assert repr(Sigmoid()) == "Sigmoid()"
-
-# %% nbgrader={"grade": true, "grade_id": "test-tanh-gelu", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-from scipy.special import erf as erf_oracle
-
-xs = np.linspace(-6.0, 6.0, 49)
-np.testing.assert_allclose(Tanh()(Tensor(xs, dtype=np.float64)).data, np.tanh(xs), rtol=1e-14)
-np.testing.assert_allclose(GELU()(Tensor(xs, dtype=np.float64)).data,
-                           xs * 0.5 * (1 + erf_oracle(xs / np.sqrt(2))), rtol=1e-12, atol=1e-15)
-np.testing.assert_allclose(GELU("tanh")(Tensor(xs, dtype=np.float64)).data,
-                           0.5 * xs * (1 + np.tanh(np.sqrt(2 / np.pi) * (xs + 0.044715 * xs ** 3))),
-                           rtol=1e-12, atol=1e-15)
-assert abs(GELU()(Tensor(1.0, dtype=np.float64)).item() - 0.8413447460685429) < 1e-15
-assert GELU()(Tensor(xs)).dtype == np.float32 and GELU("tanh")(Tensor(xs)).dtype == np.float32
-assert Tanh()(Tensor(xs)).dtype == np.float32
-assert repr(GELU("tanh")) == "GELU(approximate='tanh')"
-
 # %% nbgrader={"grade": true, "grade_id": "test-softmax", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 from scipy.special import softmax as softmax_oracle
 
+softmax = Softmax()
+with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+    warnings.simplefilter("error")
+    assert softmax(Tensor([1000.0, 1000.0])).tolist() == [0.5, 0.5], "by hand softmax([1000, 1000]) = [0.5, 0.5]"
+    assert softmax(Tensor([-1000.0, 0.0])).tolist() == [0.0, 1.0], "softmax([-1000, 0]) is [0, 1] to float precision"
+probs = Softmax(dim=0)(Tensor([[1.0, 2.0], [3.0, 2.0]], dtype=np.float64))
+np.testing.assert_allclose(probs.sum(axis=0).data, [1.0, 1.0], err_msg="every slice along dim must sum to 1")
+np.testing.assert_allclose(probs.data[:, 0], [1 / (1 + math.e ** 2), 1 / (1 + math.e ** -2)],
+                           err_msg="by hand: column [1, 3] gives [1 / (1 + e^2), 1 / (1 + e^-2)]")
 scores = np.random.default_rng(11).standard_normal((3, 4, 5)) * 10
 for dim in (-1, 0, 1):
     ours = Softmax(dim=dim)(Tensor(scores, dtype=np.float64)).data
-    np.testing.assert_allclose(ours, softmax_oracle(scores, axis=dim), rtol=1e-12)
-    np.testing.assert_allclose(ours.sum(axis=dim), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ours, softmax_oracle(scores, axis=dim), rtol=1e-12,
+                               err_msg=f"Softmax(dim={dim}) differs from scipy.special.softmax")
 assert Softmax()(Tensor(scores)).dtype == np.float32
-with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
-    warnings.simplefilter("error")
-    assert Softmax()(Tensor([1000.0, 1000.0])).tolist() == [0.5, 0.5]
-    assert Softmax()(Tensor([-1000.0, 0.0])).tolist() == [0.0, 1.0]
-try:
-    Softmax(dim=-3)(Tensor([[1.0]]))
-except ValueError as err:
-    assert "-3" in str(err) and "2 dims" in str(err)
-else:
-    raise AssertionError("dim=-3 on a 2-D tensor must raise ValueError")
-assert repr(Softmax()) == "Softmax(dim=-1)"
+for dim in (2, -3):
+    try:
+        Softmax(dim=dim)(Tensor([[1.0, 2.0]]))
+    except ValueError as err:
+        print("ValueError:", err)
+        assert str(dim) in str(err) and "2 dims" in str(err), f"the error must name dim and ndim: {err}"
+    else:
+        raise AssertionError(f"dim={dim} on a 2-D tensor must raise ValueError")
+assert repr(softmax) == "Softmax(dim=-1)"
+print(softmax, "of [1, 2, 3] ->", softmax(Tensor([1.0, 2.0, 3.0])))
+print("OK: Softmax is stable for +-1000, sums to 1 along dim, and checks dim")
 
 # %% [markdown]
 # ## Systems analysis: what an activation costs

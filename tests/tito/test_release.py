@@ -9,7 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "modules/01_tensor/tensor.py"
-SOURCES = sorted(ROOT.glob("modules/[0-9][0-9]_*/*.py"))
+ALL_SOURCES = sorted(ROOT.glob("modules/[0-9][0-9]_*/*.py"))
+SOURCES = [p for p in ALL_SOURCES if p.stem == p.parent.name[3:]]      # the lessons (modules/NN_name/name.py)
+GIVEN = [p for p in ALL_SOURCES if p not in SOURCES]                    # given-code notebooks: public, ship solved
 KEYS = {"grade", "grade_id", "locked", "solution", "schema_version"}
 
 
@@ -34,7 +36,8 @@ def _split_lines(text):
 
 
 # Lines students see anyway: everything outside solution regions, in any module.
-PUBLIC = set().union(*(_split_lines(source.read_text())[1] for source in SOURCES))
+PUBLIC = set().union(*(_split_lines(source.read_text())[1] for source in SOURCES),
+                     *(set().union(*_split_lines(source.read_text())) for source in GIVEN))
 
 
 def _solution_bodies(text):
@@ -69,6 +72,16 @@ def test_no_line_of_a_solution_body_survives(release_dir):
         assert not leaked, f"{path.relative_to(release_dir)} contains solution lines: {sorted(leaked)[:3]}"
         if path.suffix == ".ipynb" or (path.suffix == ".py" and "tito" not in path.parts):
             assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, path
+
+
+def test_given_code_ships_solved_with_its_package_files(release_dir):
+    assert GIVEN, "the course has given-code notebooks (e.g. modules/01_tensor/timing.py)"
+    for source in GIVEN:
+        slug = source.parent.name
+        shipped = release_dir / "nbs" / f"{slug}.{source.stem}.ipynb"
+        assert shipped.read_bytes() == (ROOT / "nbs" / shipped.name).read_bytes(), shipped.name
+        assert (release_dir / ".tito" / "student_edition" / shipped.name).read_bytes() == shipped.read_bytes()
+        assert (release_dir / _target_file(source)).is_file(), _target_file(source)
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.parent.name)

@@ -6,7 +6,7 @@
 # %% auto #0
 __all__ = ['Activation', 'ReLU', 'Sigmoid', 'Tanh', 'GELU', 'Softmax']
 
-# %% ../../nbs/02_activations.ipynb #c56e1fa1
+# %% ../../nbs/02_activations.ipynb #c496cd78
 import math
 
 import numpy as np
@@ -15,6 +15,16 @@ from scipy.special import erf
 from .tensor import Tensor, _normalize_dim
 
 
+class Activation:
+    """Base of the activations: calling one runs its forward method, where all computing happens."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+# %% ../../nbs/02_activations.ipynb #6b39a439
 def _input_array(x, name):
     """The array behind the Tensor x, as a float array (ints and bools become float32)."""
     if not isinstance(x, Tensor):
@@ -29,16 +39,6 @@ def _output(values, like):
     return Tensor.from_numpy(np.asarray(values, dtype=like.dtype))
 
 
-class Activation:
-    """Base of the activations: calling one runs its forward method, where all computing happens."""
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-# %% ../../nbs/02_activations.ipynb #e0e9f128
 class ReLU(Activation):
     """relu(x) = max(0, x), element-wise."""
 

@@ -6,12 +6,13 @@
 # %% auto #0
 __all__ = ['Tensor']
 
-# %% ../../nbs/01_tensor.ipynb #1ddd3644
+# %% ../../nbs/01_tensor.ipynb #307b5c40
 import math
 import numbers
 import operator
 
 import numpy as np
+from fastcore.basics import patch
 
 _DEFAULT_DTYPE = np.dtype(np.float32)
 _NUMERIC_KINDS = "biuf"  # numpy dtype kinds: bool, signed int, unsigned int, float
@@ -27,23 +28,10 @@ def _resolve_dtype(dtype):
     return resolved
 
 
-def _array_text(array):
-    """numpy's text for array (summarised when large), on one line when that is short."""
-    text = np.array2string(array, separator=", ", prefix="Tensor(")
-    one_line = " ".join(line.strip() for line in text.splitlines())
-    return one_line if len(one_line) <= 60 else text
-
-# %% ../../nbs/01_tensor.ipynb #6b910a7f
 def _as_numeric_array(data):
-    """Read data (number, nested lists/tuples, ndarray or Tensor) as a numeric ndarray.
-
-    Ragged nesting raises ValueError; non-numeric content raises TypeError. The result
-    may share memory with data: a caller that keeps it must copy it.
-    """
-    if isinstance(data, Tensor):
-        return data.data
+    """data (number, nested lists/tuples, ndarray or Tensor) as a numeric ndarray (may share memory)."""
     try:
-        array = np.asarray(data)
+        array = np.asarray(data)  # a Tensor gives its own array, through Tensor.__array__
     except ValueError as err:
         raise ValueError(
             f"Tensor data must be rectangular, got a ragged {type(data).__name__}: nested "
@@ -56,6 +44,34 @@ def _as_numeric_array(data):
     return array
 
 
+def _shape_from_args(args):
+    """Shape arguments given as ints, f(2, 3), or as one tuple, f((2, 3)), as a tuple."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    try:
+        return tuple(operator.index(dim) for dim in args)
+    except TypeError:
+        raise TypeError(f"shape dimensions must be integers, got {args!r}") from None
+
+
+def _creation_shape(args):
+    """Shape for a new tensor (zeros, ones, randn); ValueError for negative sizes."""
+    shape = _shape_from_args(args)
+    if any(dim < 0 for dim in shape):
+        raise ValueError(f"tensor dimensions must be >= 0, got shape {shape}")
+    return shape
+
+
+def _normalize_dim(dim, ndim, what):
+    """dim as an index in [0, ndim); ValueError naming the valid range otherwise."""
+    dim = operator.index(dim)
+    if not -ndim <= dim < ndim:
+        valid = f"{-ndim}..{ndim - 1}" if ndim else "none, a 0-d tensor has no dimensions"
+        raise ValueError(
+            f"{what} {dim} is out of range for a tensor with {ndim} dims (valid: {valid})")
+    return dim % ndim
+
+# %% ../../nbs/01_tensor.ipynb #12a25c8d
 class Tensor:
     """An n-dimensional array of numbers backed by a numpy ndarray (`.data`).
 
@@ -72,7 +88,8 @@ class Tensor:
 
     def __init__(self, data, dtype=None):
         """Copy data (number, nested lists/tuples, ndarray or Tensor) into a new tensor."""
-        self.data = _as_numeric_array(data).astype(_resolve_dtype(dtype), copy=True)
+        array, dtype = _as_numeric_array(data), _resolve_dtype(dtype)
+        self.data = array.astype(dtype, copy=True)
 
     @classmethod
     def from_numpy(cls, array):
@@ -81,29 +98,31 @@ class Tensor:
             raise TypeError(
                 f"Tensor.from_numpy expects a numpy.ndarray, got {type(array).__name__}; "
                 "use Tensor(data) to copy other data into a tensor")
-        _resolve_dtype(array.dtype)  # raises TypeError for non-numeric arrays
+        _resolve_dtype(array.dtype)  # TypeError for non-numeric arrays
         tensor = cls.__new__(cls)
         tensor.data = array
         return tensor
 
-    # ---- constructors (shape helpers: step 4) ----
     @classmethod
     def zeros(cls, *shape, dtype=np.float32):
         """Tensor of zeros; shape as ints or one tuple: zeros(2, 3) or zeros((2, 3))."""
-        return cls.from_numpy(np.zeros(_creation_shape(shape), dtype=_resolve_dtype(dtype)))
+        shape, dtype = _creation_shape(shape), _resolve_dtype(dtype)
+        return cls.from_numpy(np.zeros(shape, dtype=dtype))
 
     @classmethod
     def ones(cls, *shape, dtype=np.float32):
         """Tensor of ones; shape as ints or one tuple: ones(2, 3) or ones((2, 3))."""
-        return cls.from_numpy(np.ones(_creation_shape(shape), dtype=_resolve_dtype(dtype)))
+        shape, dtype = _creation_shape(shape), _resolve_dtype(dtype)
+        return cls.from_numpy(np.ones(shape, dtype=dtype))
 
     @classmethod
     def randn(cls, *shape, rng=None):
         """float32 standard-normal samples; rng is None, an int seed or a np.random.Generator."""
+        shape = _creation_shape(shape)
         generator = np.random.default_rng(rng)  # returns a Generator argument unchanged
-        return cls.from_numpy(generator.standard_normal(_creation_shape(shape), dtype=np.float32))
+        return cls.from_numpy(generator.standard_normal(shape, dtype=np.float32))
 
-    # ---- properties ----
+    # ---- properties: read from the array, never stored twice ----
     @property
     def shape(self):
         """Size of each dimension, as a tuple of ints."""
@@ -124,6 +143,7 @@ class Tensor:
         """Number of dimensions (0 for a single number)."""
         return self.data.ndim
 
+    # ---- conversions and the Python protocol ----
     def numpy(self):
         """The underlying ndarray itself (no copy: changing it changes the tensor)."""
         return self.data
@@ -171,83 +191,34 @@ class Tensor:
         return np.array(self.data, dtype=dtype, copy=copy)
 
     def __repr__(self):
-        return f"Tensor({_array_text(self.data)}, shape={self.shape}, dtype={self.dtype})"
+        """Tensor(<numpy's text, on one line when short>, shape=..., dtype=...)."""
+        text = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        one_line = " ".join(line.strip() for line in text.splitlines())
+        text = one_line if len(one_line) <= 60 else text
+        return f"Tensor({text}, shape={self.shape}, dtype={self.dtype})"
 
-    # ---- element-wise arithmetic (step 2) ----
-    def __add__(self, other):
-        return _elementwise(np.add, self, other)
+# %% ../../nbs/01_tensor.ipynb #83fae795
+def _broadcast_error(left_shape, right_shape, op_name):
+    """The ValueError for two shapes that do not broadcast: both shapes, the rule, a remedy."""
+    return ValueError(
+        f"{op_name}: cannot broadcast shapes {left_shape} and {right_shape}. Rule: align "
+        "the shapes on the right; each pair of sizes must be equal or one of them 1. "
+        "Reshape an operand (e.g. add a size-1 axis) to make them compatible")
 
-    def __radd__(self, other):
-        return _elementwise(np.add, other, self)
 
-    def __sub__(self, other):
-        return _elementwise(np.subtract, self, other)
+def _broadcast_shape(left_shape, right_shape, op_name):
+    """The shape that operands of these shapes broadcast to; _broadcast_error if there is none."""
+    ndim = max(len(left_shape), len(right_shape))
+    left = (1,) * (ndim - len(left_shape)) + tuple(left_shape)  # missing leading sizes count as 1
+    right = (1,) * (ndim - len(right_shape)) + tuple(right_shape)
+    shape = []
+    for m, n in zip(left, right):
+        if m != n and m != 1 and n != 1:
+            raise _broadcast_error(left_shape, right_shape, op_name)
+        shape.append(n if m == 1 else m)  # a size 1 is repeated to the other size, even to 0
+    return tuple(shape)
 
-    def __rsub__(self, other):
-        return _elementwise(np.subtract, other, self)
 
-    def __mul__(self, other):
-        return _elementwise(np.multiply, self, other)
-
-    def __rmul__(self, other):
-        return _elementwise(np.multiply, other, self)
-
-    def __truediv__(self, other):
-        return _elementwise(np.true_divide, self, other)
-
-    def __rtruediv__(self, other):
-        return _elementwise(np.true_divide, other, self)
-
-    def __pow__(self, exponent):
-        return _elementwise(np.power, self, exponent)
-
-    def __neg__(self):
-        return Tensor.from_numpy(np.asarray(np.negative(self.data)))
-
-    # ---- matrix multiplication (step 3) ----
-    def __matmul__(self, other):
-        return _matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _matmul(other, self)
-
-    def matmul(self, other):
-        """Matrix product self @ other with numpy semantics (1-D, 2-D, batched)."""
-        return self @ other
-
-    # ---- shape operations (step 4) ----
-    def reshape(self, *shape):
-        """Same elements in a new shape (ints or one tuple; one dim may be -1). Shares memory."""
-        new_shape = _infer_shape(_shape_from_args(shape), self.size)
-        return Tensor.from_numpy(self.data.reshape(new_shape))
-
-    def transpose(self, dim0=-2, dim1=-1):
-        """Swap two dimensions (default: the last two). Shares memory."""
-        return _transpose(self, dim0, dim1)
-
-    # ---- reductions (step 5) ----
-    def sum(self, axis=None, keepdims=False):
-        """Sum over axis (None: all elements; int or tuple of ints)."""
-        return _reduce(np.sum, self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        """Arithmetic mean over axis (None: all elements; int or tuple of ints)."""
-        return _reduce(np.mean, self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        """Largest element over axis (None: all elements); ValueError if nothing to compare."""
-        return _reduce(np.max, self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        """Smallest element over axis (None: all elements); ValueError if nothing to compare."""
-        return _reduce(np.min, self, axis, keepdims)
-
-    # ---- indexing (step 6) ----
-    def __getitem__(self, key):
-        """numpy indexing (ints, slices, tuples, bool/int arrays or Tensors); returns a Tensor."""
-        return Tensor.from_numpy(np.asarray(self.data[_index_key(key)]))
-
-# %% ../../nbs/01_tensor.ipynb #50893944
 def _operand(value):
     """The ndarray or number behind an operand, or NotImplemented for other types."""
     if isinstance(value, Tensor):
@@ -255,17 +226,6 @@ def _operand(value):
     if isinstance(value, (np.ndarray, np.generic, numbers.Number)):
         return value
     return NotImplemented
-
-
-def _check_broadcast(left_shape, right_shape, op_name):
-    """The broadcast shape of two shapes; ValueError naming both if they are incompatible."""
-    try:
-        return np.broadcast_shapes(left_shape, right_shape)
-    except ValueError:
-        raise ValueError(
-            f"{op_name}: cannot broadcast shapes {left_shape} and {right_shape}. Rule: align "
-            "the shapes on the right; each pair of sizes must be equal or one of them 1. "
-            "Reshape an operand (e.g. add a size-1 axis) to make them compatible") from None
 
 
 def _elementwise(ufunc, left, right):
@@ -276,117 +236,203 @@ def _elementwise(ufunc, left, right):
     a, b = _operand(left), _operand(right)
     if a is NotImplemented or b is NotImplemented:
         return NotImplemented
-    _check_broadcast(np.shape(a), np.shape(b), ufunc.__name__)
+    _broadcast_shape(np.shape(a), np.shape(b), ufunc.__name__)
     return Tensor.from_numpy(np.asarray(ufunc(a, b)))
 
-# %% ../../nbs/01_tensor.ipynb #eb00fe08
+
+@patch
+def __add__(self: Tensor, other):  # self + other
+    return _elementwise(np.add, self, other)
+
+
+@patch
+def __radd__(self: Tensor, other):  # other + self, e.g. 2 + t or ndarray + t
+    return _elementwise(np.add, other, self)
+
+
+@patch
+def __sub__(self: Tensor, other):  # self - other
+    return _elementwise(np.subtract, self, other)
+
+
+@patch
+def __rsub__(self: Tensor, other):  # other - self, e.g. 2 - t
+    return _elementwise(np.subtract, other, self)
+
+
+@patch
+def __mul__(self: Tensor, other):  # self * other
+    return _elementwise(np.multiply, self, other)
+
+
+@patch
+def __rmul__(self: Tensor, other):  # other * self, e.g. 2 * t
+    return _elementwise(np.multiply, other, self)
+
+
+@patch
+def __truediv__(self: Tensor, other):  # self / other
+    return _elementwise(np.true_divide, self, other)
+
+
+@patch
+def __rtruediv__(self: Tensor, other):  # other / self, e.g. 1 / t
+    return _elementwise(np.true_divide, other, self)
+
+
+@patch
+def __pow__(self: Tensor, exponent):  # self ** exponent
+    return _elementwise(np.power, self, exponent)
+
+
+@patch
+def __neg__(self: Tensor):  # -self
+    return Tensor.from_numpy(np.asarray(np.negative(self.data)))
+
+# %% ../../nbs/01_tensor.ipynb #94079de3
+def _matmul_mismatch(a_shape, b_shape, inner_a, inner_b):
+    """The ValueError for a product whose inner dimensions differ, naming both shapes."""
+    return ValueError(f"matmul shape mismatch: {a_shape} @ {b_shape}: "
+                      f"inner dimensions {inner_a} and {inner_b} must match")
+
+
+def _matmul_shape(a_shape, b_shape):
+    """The shape of a @ b under np.matmul's rules (both at least 1-D); ValueError if they do not fit."""
+    a = tuple(a_shape) if len(a_shape) > 1 else (1,) + tuple(a_shape)  # a 1-D left operand is a row
+    b = tuple(b_shape) if len(b_shape) > 1 else tuple(b_shape) + (1,)  # a 1-D right operand is a column
+    if a[-1] != b[-2]:
+        raise _matmul_mismatch(a_shape, b_shape, a[-1], b[-2])
+    batch = _broadcast_shape(a[:-2], b[:-2], "matmul batch dimensions")
+    rows = a[-2:-1] if len(a_shape) > 1 else ()  # the 1 added for a 1-D operand is dropped again
+    cols = b[-1:] if len(b_shape) > 1 else ()
+    return batch + rows + cols
+
+
 def _matmul(left, right):
     """Matrix product with numpy semantics; ValueError for 0-d or mismatched operands."""
     a, b = _operand(left), _operand(right)
     if a is NotImplemented or b is NotImplemented:
         return NotImplemented
-    a_shape, b_shape = np.shape(a), np.shape(b)
-    if not a_shape or not b_shape:
+    if not np.ndim(a) or not np.ndim(b):
         raise ValueError(
-            f"matmul needs operands with at least 1 dimension, got {a_shape} @ {b_shape}; "
+            f"matmul needs operands with at least 1 dimension, got {np.shape(a)} @ {np.shape(b)}; "
             "use * to multiply by a scalar")
-    inner_a = a_shape[-1]
-    inner_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]  # a 1-D right operand is a column
-    if inner_a != inner_b:
-        raise ValueError(
-            f"matmul shape mismatch: {a_shape} @ {b_shape}: "
-            f"inner dimensions {inner_a} and {inner_b} must match")
-    _check_broadcast(a_shape[:-2], b_shape[:-2], "matmul batch dimensions")
+    _matmul_shape(np.shape(a), np.shape(b))  # a clear error before numpy's, when the shapes do not fit
     return Tensor.from_numpy(np.asarray(np.matmul(a, b)))
 
-# %% ../../nbs/01_tensor.ipynb #e6996552
-def _shape_from_args(args):
-    """Shape arguments given as ints, f(2, 3), or as one tuple, f((2, 3)), as a tuple."""
-    if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        args = tuple(args[0])
-    try:
-        return tuple(operator.index(dim) for dim in args)
-    except TypeError:
-        raise TypeError(f"shape dimensions must be integers, got {args!r}") from None
+
+@patch
+def __matmul__(self: Tensor, other):  # self @ other
+    return _matmul(self, other)
 
 
-def _creation_shape(args):
-    """Shape for a new tensor (zeros, ones, randn); ValueError for negative sizes."""
-    shape = _shape_from_args(args)
-    if any(dim < 0 for dim in shape):
-        raise ValueError(f"tensor dimensions must be >= 0, got shape {shape}")
-    return shape
+@patch
+def __rmatmul__(self: Tensor, other):  # other @ self, e.g. ndarray @ t
+    return _matmul(other, self)
 
 
-def _normalize_dim(dim, ndim, what):
-    """dim as an index in [0, ndim); ValueError naming the valid range otherwise."""
-    dim = operator.index(dim)
-    if not -ndim <= dim < ndim:
-        valid = f"{-ndim}..{ndim - 1}" if ndim else "none, a 0-d tensor has no dimensions"
-        raise ValueError(
-            f"{what} {dim} is out of range for a tensor with {ndim} dims (valid: {valid})")
-    return dim % ndim
+@patch(nm="matmul")
+def _matmul_method(self: Tensor, other):
+    """Matrix product self @ other with numpy semantics (1-D, 2-D, batched)."""
+    return self @ other
+
+# %% ../../nbs/01_tensor.ipynb #d0177cdb
+def _reshape_error(size, shape, known):
+    """The ValueError for a shape that cannot hold size elements (known: what its sizes other than -1 hold)."""
+    if -1 in shape:
+        return ValueError(f"cannot reshape {size} elements into shape {shape}: the other dimensions hold "
+                          f"{known} elements, so no whole size for -1 gives {size}")
+    return ValueError(f"cannot reshape {size} elements into shape {shape} ({known} elements); "
+                      "the element counts must match")
 
 
-def _infer_shape(shape, size):
-    """shape with its -1 (if any) filled in so that it holds exactly size elements."""
+@patch(nm="reshape")
+def _reshape(self: Tensor, *shape):
+    """Same elements in a new shape (ints or one tuple; one dim may be -1). Shares memory."""
+    shape = _shape_from_args(shape)
     if shape.count(-1) > 1 or any(dim < -1 for dim in shape):
         raise ValueError(f"invalid shape {shape}: sizes must be >= 0, with at most one -1")
-    known = math.prod(dim for dim in shape if dim != -1)
-    if -1 not in shape:
-        if known != size:
-            raise ValueError(
-                f"cannot reshape {size} elements into shape {shape} ({known} elements); "
-                "the element counts must match")
-        return shape
-    if known == 0 or size % known:
-        raise ValueError(
-            f"cannot reshape {size} elements into shape {shape}: the other dimensions hold "
-            f"{known} elements, so no whole size for -1 gives {size}")
-    return tuple(size // known if dim == -1 else dim for dim in shape)
+    known = math.prod(dim for dim in shape if dim != -1)  # the elements the other sizes hold
+    fits = known > 0 and self.size % known == 0 if -1 in shape else known == self.size
+    if not fits:
+        raise _reshape_error(self.size, shape, known)
+    shape = tuple(self.size // known if dim == -1 else dim for dim in shape)
+    return Tensor.from_numpy(self.data.reshape(shape))
 
 
-def _transpose(tensor, dim0, dim1):
-    """View of tensor with dimensions dim0 and dim1 swapped."""
-    if tensor.ndim < 2:
-        raise ValueError(
-            f"transpose needs at least 2 dims, got shape {tensor.shape}; "
-            "reshape first, e.g. t.reshape(1, -1)")
-    dim0 = _normalize_dim(dim0, tensor.ndim, "transpose dim")
-    dim1 = _normalize_dim(dim1, tensor.ndim, "transpose dim")
-    return Tensor.from_numpy(np.swapaxes(tensor.data, dim0, dim1))
+@patch(nm="transpose")
+def _transpose(self: Tensor, dim0=-2, dim1=-1):
+    """Swap two dimensions (default: the last two). Shares memory."""
+    if self.ndim < 2:
+        raise ValueError(f"transpose needs at least 2 dims, got shape {self.shape}; "
+                         "reshape first, e.g. t.reshape(1, -1)")
+    dim0 = _normalize_dim(dim0, self.ndim, "transpose dim")
+    dim1 = _normalize_dim(dim1, self.ndim, "transpose dim")
+    axes = list(range(self.ndim))
+    axes[dim0], axes[dim1] = dim1, dim0  # the new order of the old axes
+    return Tensor.from_numpy(self.data.transpose(axes))
 
-# %% ../../nbs/01_tensor.ipynb #936d489e
+# %% ../../nbs/01_tensor.ipynb #261b7f8a
 def _normalize_axis(axis, ndim):
-    """None, or a tuple of distinct axes in [0, ndim); ValueError for a bad axis."""
+    """None (every axis), or the axes as a tuple of indices in [0, ndim); ValueError for a bad axis."""
     if axis is None:
         return None
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    axes = tuple(_normalize_dim(a, ndim, "axis") for a in axes)
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"axis {axis} names the same axis twice; list each axis once")
-    return axes
+    return tuple(_normalize_dim(a, ndim, "axis") for a in axes)
 
 
 def _reduce(func, tensor, axis, keepdims):
     """Reduce tensor with func (np.sum, np.mean, np.max or np.min) over axis; a Tensor."""
     axes = _normalize_axis(axis, tensor.ndim)
+    if axes is not None and len(set(axes)) != len(axes):
+        raise ValueError(f"axis {axis} names the same axis twice; list each axis once")
     reduced_sizes = tensor.shape if axes is None else [tensor.shape[a] for a in axes]
     if func in (np.max, np.min) and 0 in reduced_sizes:
         raise ValueError(
             f"{func.__name__} of an empty tensor is undefined: shape {tensor.shape} has no "
             f"elements to compare along axis={axis}")
-    return Tensor.from_numpy(np.asarray(func(tensor.data, axis=axes, keepdims=keepdims)))
+    result = np.asarray(func(tensor.data, axis=axes))
+    if keepdims:  # every reduced axis stays, with size 1
+        result = result.reshape([1 if axes is None or d in axes else n for d, n in enumerate(tensor.shape)])
+    return Tensor.from_numpy(result)
 
-# %% ../../nbs/01_tensor.ipynb #a9ab2132
-def _index_key(key):
-    """The numpy index for key: Tensors (also inside a tuple) become their arrays."""
-    if isinstance(key, tuple):
-        return tuple(_index_key(part) for part in key)
-    if isinstance(key, Tensor):
-        if key.dtype.kind not in "biu":
-            raise IndexError(
-                f"a Tensor used as an index must have an integer or bool dtype, got "
-                f"{key.dtype}; create it with dtype=np.int64 (positions) or dtype=bool (mask)")
-        return key.data
-    return key
+
+@patch(nm="sum")
+def _sum(self: Tensor, axis=None, keepdims=False):
+    """Sum over axis (None: all elements; int or tuple of ints)."""
+    return _reduce(np.sum, self, axis, keepdims)
+
+
+@patch(nm="mean")
+def _mean(self: Tensor, axis=None, keepdims=False):
+    """Arithmetic mean over axis (None: all elements; int or tuple of ints)."""
+    return _reduce(np.mean, self, axis, keepdims)
+
+
+@patch(nm="max")
+def _max(self: Tensor, axis=None, keepdims=False):
+    """Largest element over axis (None: all elements); ValueError if nothing to compare."""
+    return _reduce(np.max, self, axis, keepdims)
+
+
+@patch(nm="min")
+def _min(self: Tensor, axis=None, keepdims=False):
+    """Smallest element over axis (None: all elements); ValueError if nothing to compare."""
+    return _reduce(np.min, self, axis, keepdims)
+
+# %% ../../nbs/01_tensor.ipynb #14c3c518
+def _index_array(index):
+    """The array of a Tensor used as an index; IndexError unless it holds integers or bools."""
+    if index.dtype.kind not in "biu":
+        raise IndexError(
+            f"a Tensor used as an index must have an integer or bool dtype, got "
+            f"{index.dtype}; create it with dtype=np.int64 (positions) or dtype=bool (mask)")
+    return index.data
+
+
+@patch
+def __getitem__(self: Tensor, key):
+    """numpy indexing (ints, slices, tuples, bool/int arrays or Tensors); returns a Tensor."""
+    parts = key if isinstance(key, tuple) else (key,)
+    parts = tuple(_index_array(part) if isinstance(part, Tensor) else part for part in parts)
+    return Tensor.from_numpy(np.asarray(self.data[parts]))

@@ -82,11 +82,11 @@ def _build_notebook(tree: Tree, module: ModuleInfo, stem: str | None, from_sourc
     """Export one notebook of a module: its lesson (stem None) or the given-code notebook `stem`."""
     notebook = module.notebook if stem is None else module.given_notebook(stem)
     nb_rel = module.rel(notebook)
-    source = None
+    # The source of truth (instructor trees), named in the generated files' headers whichever way they are built.
+    source = None if module.source is None else module.source if stem is None else module.given_source(stem)
     if from_sources:
-        if module.source is None:
+        if source is None:
             raise TitoError(f"module {module.number:02d} has no source in modules/; this is a student tree, so export its notebook instead")
-        source = module.source if stem is None else module.given_source(stem)
         nb = source_to_notebook(source)
         validate(nb, f"{module.rel(source)} (as {nb_rel})", module, given=stem is not None)
         data = notebook_bytes(nb)
