@@ -272,7 +272,9 @@ print("OK: loss and accuracy are averaged per sample")
 # checks its parts, says whether it trains a classifier and prints itself. You add its
 # methods, one cell each, in steps 3 to 7: `@patch` (from fastcore, the library nbdev is
 # built on) attaches a function whose first parameter is annotated `self: Trainer` to the
-# class as a method, exactly as if it had been written inside the class body.
+# class as a method, exactly as if it had been written inside the class body. We write
+# `@patch(nm="fit") def _fit(...)`: the method is `Trainer.fit`, and the module keeps no
+# public name `fit` (fastcore leaves the decorated name bound to None).
 #
 # **Diverging loss.** With too large a learning rate the weights grow until the
 # model's outputs overflow to `inf` and then `NaN`. Everything computed from a NaN is NaN,
@@ -402,8 +404,8 @@ class Trainer:
 
 # %% nbgrader={"grade": false, "grade_id": "train-epoch", "locked": false, "schema_version": 3, "solution": true}
 #| export
-@patch
-def train_epoch(self: Trainer):
+@patch(nm="train_epoch")  # the method Trainer.train_epoch; a private module name, so none is left None
+def _train_epoch(self: Trainer):
     """One epoch over train_loader in training mode: zero_grad, forward, loss, backward, step.
 
     Returns {"loss", "accuracy", "samples", "seconds"}, averaged per sample; sets phase_ns
@@ -508,8 +510,8 @@ print("OK: per-sample loss, same weights as the hand-written loop, NaN stops tra
 
 # %% nbgrader={"grade": false, "grade_id": "evaluate", "locked": false, "schema_version": 3, "solution": true}
 #| export
-@patch
-def evaluate(self: Trainer, loader):
+@patch(nm="evaluate")  # the method Trainer.evaluate; a private module name, so none is left None
+def _evaluate(self: Trainer, loader):
     """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples).
 
     Every module's training flag is restored afterwards, also when an error is raised.
@@ -614,8 +616,8 @@ def _check_checkpoint_target(trainer, path):
 
 # %% nbgrader={"grade": false, "grade_id": "fit", "locked": false, "schema_version": 3, "solution": true}
 #| export
-@patch
-def fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
+@patch(nm="fit")  # the method Trainer.fit; a private module name, so none is left None
+def _fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
     """Train epochs more epochs (validating each); returns the whole history (a list of dicts).
 
     Saves a checkpoint after every epoch when checkpoint_path is given; prints one line per
@@ -916,8 +918,8 @@ def _check_rng_states(trainer, states, path):
 
 # %% nbgrader={"grade": false, "grade_id": "load-checkpoint", "locked": false, "schema_version": 3, "solution": true}
 #| export
-@patch
-def load_checkpoint(self: Trainer, path):
+@patch(nm="load_checkpoint")  # the method Trainer.load_checkpoint; a private module name, so none is left None
+def _load_checkpoint(self: Trainer, path):
     """Check, then restore what save_checkpoint wrote; returns the restored epoch count.
 
     Restores model, optimizer, random generators, epoch and history; nothing changes when a

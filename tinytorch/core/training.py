@@ -186,9 +186,9 @@ class Trainer:
                 f"optimizer={type(self.optimizer).__name__}, train={_batch_count(self.train_loader)} batches, "
                 f"val={val}, epochs done={self.epoch})")
 
-# %% ../../nbs/08_training.ipynb #ac9a2688
-@patch
-def train_epoch(self: Trainer):
+# %% ../../nbs/08_training.ipynb #d6930f29
+@patch(nm="train_epoch")  # the method Trainer.train_epoch; a private module name, so none is left None
+def _train_epoch(self: Trainer):
     """One epoch over train_loader in training mode: zero_grad, forward, loss, backward, step.
 
     Returns {"loss", "accuracy", "samples", "seconds"}, averaged per sample; sets phase_ns
@@ -218,9 +218,9 @@ def train_epoch(self: Trainer):
     self.phase_ns, self.epoch = phases, epoch
     return result
 
-# %% ../../nbs/08_training.ipynb #5845124a
-@patch
-def evaluate(self: Trainer, loader):
+# %% ../../nbs/08_training.ipynb #2fb78e1c
+@patch(nm="evaluate")  # the method Trainer.evaluate; a private module name, so none is left None
+def _evaluate(self: Trainer, loader):
     """Loss and accuracy on loader under no_grad() in eval mode; dict(loss, accuracy, samples).
 
     Every module's training flag is restored afterwards, also when an error is raised.
@@ -272,9 +272,9 @@ def _check_checkpoint_target(trainer, path):
             "call trainer.load_checkpoint(path) to resume from it, or choose another path")
     return path
 
-# %% ../../nbs/08_training.ipynb #1d97c5ad
-@patch
-def fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
+# %% ../../nbs/08_training.ipynb #f6174db1
+@patch(nm="fit")  # the method Trainer.fit; a private module name, so none is left None
+def _fit(self: Trainer, epochs, checkpoint_path=None, verbose=True):
     """Train epochs more epochs (validating each); returns the whole history (a list of dicts).
 
     Saves a checkpoint after every epoch when checkpoint_path is given; prints one line per
@@ -420,9 +420,9 @@ def _check_rng_states(trainer, states, path):
             raise ValueError(f"checkpoint {path}: generator {name!r} was saved as a different kind than {kind}")
     return generators
 
-# %% ../../nbs/08_training.ipynb #ca3400fb
-@patch
-def load_checkpoint(self: Trainer, path):
+# %% ../../nbs/08_training.ipynb #a92f4ca9
+@patch(nm="load_checkpoint")  # the method Trainer.load_checkpoint; a private module name, so none is left None
+def _load_checkpoint(self: Trainer, path):
     """Check, then restore what save_checkpoint wrote; returns the restored epoch count.
 
     Restores model, optimizer, random generators, epoch and history; nothing changes when a
