@@ -87,6 +87,7 @@ import operator
 from collections.abc import Mapping
 
 import numpy as np
+from fastcore.basics import patch
 
 from tinytorch.core.tensor import Tensor
 
@@ -113,15 +114,19 @@ from tinytorch.core.tensor import Tensor
 #   (and drop `name` from `_modules`); if it is a Module, register it in `_modules` (and
 #   drop it from `_parameters`); anything else (e.g. `self.bias = None`) removes `name`
 #   from both. In every case, finally store the attribute normally with
-#   `object.__setattr__(self, name, value)`. If a subclass forgets `super().__init__()`,
-#   the dicts do not exist yet: raise an `AttributeError` that tells it to call
-#   `super().__init__()` first.
+#   `object.__setattr__(self, name, value)`. (The check above your code is given: if a
+#   subclass forgets `super().__init__()`, the dicts do not exist yet, and it raises an
+#   `AttributeError` that says to call `super().__init__()` first.)
 #
 # The rest of the class is given: `forward` raises `NotImplementedError` (every layer
-# defines its own), `__call__` calls `forward`, and the other public methods are one-line
-# wrappers around functions you write in steps 2 to 4. `__repr__` prints the module
-# tree like PyTorch: a module without children prints as `Name(extra_repr())`; one with
-# children lists each as `(name): child`, indented.
+# defines its own), `__call__` calls `forward`, and `children()`, `modules()`,
+# `parameters()` and `eval()` are one-line wrappers around the methods you write in
+# steps 2 to 4. Each of those gets a cell of its own: fastcore's `@patch` decorator adds a
+# function to the class named in its `self:` annotation, so
+# `@patch def train(self: Module, mode=True)` defines `Module.train` (nbdev projects write
+# classes this way). `__repr__` prints the module tree like PyTorch: a module without
+# children prints as `Name(extra_repr())`; one with children lists each as
+# `(name): child`, indented.
 
 # %%
 #| export
@@ -145,7 +150,8 @@ class Module:
 
     Attributes that are Parameters or Modules are registered when assigned, in order;
     parameters(), named_parameters(), train()/eval(), state_dict() and load_state_dict()
-    walk the resulting tree. Subclasses call super().__init__() first and define forward().
+    walk the resulting tree (the methods steps 2 to 4 write are added with @patch).
+    Subclasses call super().__init__() first and define forward().
     """
 
     def __init__(self):
@@ -158,11 +164,11 @@ class Module:
 
     def __setattr__(self, name, value):
         """Set an attribute; a Parameter or Module value is also registered under name."""
-        ### BEGIN SOLUTION
         if "_parameters" not in self.__dict__:
             raise AttributeError(
                 f"cannot set {name!r} on {type(self).__name__} before Module.__init__ ran; "
                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        ### BEGIN SOLUTION
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             self._parameters[name] = value
@@ -190,7 +196,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # ---- the module tree (step 2) ----
+    # ---- the module tree (step 2 adds named_modules and named_parameters) ----
     def named_children(self):
         """[(name, child)] for the direct child Modules, in registration order, each once."""
         return _first_occurrences(self._modules.items())
@@ -199,39 +205,20 @@ class Module:
         """The direct child Modules, in registration order, each once."""
         return [child for _, child in self.named_children()]
 
-    def named_modules(self):
-        """[(dotted name, module)] for this module ("") and all descendants, depth first."""
-        return _walk_modules(self, "", set())
-
     def modules(self):
         """This module and all its descendants, depth first, each once."""
         return [module for _, module in self.named_modules()]
-
-    def named_parameters(self):
-        """[(dotted name, Parameter)], e.g. ("0.weight", p); each Parameter once."""
-        return _named_parameters(self)
 
     def parameters(self):
         """Every Parameter of this module and its descendants, each once, in order."""
         return [param for _, param in self.named_parameters()]
 
-    # ---- modes (step 3) ----
-    def train(self, mode=True):
-        """Set `training` on this module and all descendants; returns self."""
-        return _set_training(self, mode)
-
+    # ---- modes (step 3 adds train) ----
     def eval(self):
         """Evaluation mode (same as train(False)); returns self."""
-        return _set_training(self, False)
+        return self.train(False)
 
-    # ---- saving and loading (step 4) ----
-    def state_dict(self):
-        """{dotted name: copy of the parameter's array}, in named_parameters() order."""
-        return _state_dict(self)
-
-    def load_state_dict(self, state, strict=True):
-        """Copy arrays from state into the parameters in place; returns (missing, unexpected)."""
-        return _load_state_dict(self, state, strict)
+    # ---- saving and loading: step 4 adds state_dict and load_state_dict ----
 
     # ---- printing ----
     def extra_repr(self):
@@ -242,24 +229,28 @@ class Module:
         """(name, layer) pairs that repr lists under this module: its registered children."""
         return list(self._modules.items())
 
-    def __repr__(self):
-        return _module_repr(self)
+    # ---- __repr__: step 2 adds it ----
 
 # %% [markdown]
-# The printing helper is given. It indents each child's own (possibly multi-line) repr
-# by two more spaces, which is how nested containers come out readable.
+# Two small helpers are given. `_join` builds a dotted name. `_first_occurrences(pairs)`
+# keeps the `(name, obj)` pairs whose object has not been seen earlier in the list,
+# comparing objects by **identity** (`id(obj)`), not by value (step 2 says why).
 
 # %%
 #| export
-def _module_repr(module):
-    """Name(extra) for a leaf; Name(\\n  (child): ...\\n) for a module with children."""
-    name, extra = type(module).__name__, module.extra_repr()
-    items = module._repr_items()
-    if not items:
-        return f"{name}({extra})"
-    lines = ([extra] if extra else []) + [f"({key}): {layer!r}" for key, layer in items]
-    body = "".join("  " + line.replace("\n", "\n  ") + "\n" for line in lines)
-    return f"{name}(\n{body})"
+def _join(prefix, name):
+    """Dotted name of `name` inside `prefix` ("" for the root)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _first_occurrences(pairs):
+    """The (name, obj) pairs whose obj did not occur earlier in pairs (compared by identity)."""
+    seen, kept = set(), []
+    for name, obj in pairs:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            kept.append((name, obj))
+    return kept
 
 # %% [markdown]
 # ### Check step 1
@@ -314,64 +305,76 @@ print("OK: Parameter, registration order, replacement and unregistering work")
 #
 # A model is a tree: its children have children of their own. `named_parameters()` needs
 # a *dotted* name for every parameter, built from the path to it: the weight of child
-# `"0"` of child `"1"` is `"1.0.weight"`. You write three small functions:
+# `"0"` of child `"1"` is `"1.0.weight"`. Two layers can also *share* one weight (weight
+# tying, e.g. an embedding and the output layer of a language model); it is one set of
+# numbers, so it must be counted, updated and saved once. That is why objects are
+# compared by identity (`id`): comparing by value would merge two different weights that
+# happen to hold equal numbers. You write two methods:
 #
-# - `_first_occurrences(pairs)`: keep the `(name, obj)` pairs whose object has not been
-#   seen earlier in the list, comparing objects by **identity** (`id(obj)`), not by
-#   value. Two layers can *share* one weight (weight tying, e.g. an embedding and the
-#   output layer of a language model); it is one set of numbers, so it must be counted,
-#   updated and saved once. (Comparing by value would also be wrong for another reason:
-#   two different weights can hold equal numbers.)
-# - `_walk_modules(module, prefix, seen)`: a depth-first list of `(dotted name, module)`,
-#   starting with `(prefix, module)` itself and then each child's walk with the prefix
-#   extended by the child's name (use the given `_join`). Skip a module whose `id` is
-#   already in `seen` (add it when you visit it), so a shared sub-module is visited
-#   once.
-# - `_named_parameters(module)`: for every module of the walk, for every entry of its
-#   `_parameters`, the pair `(dotted name, parameter)`; then keep first occurrences.
+# - `named_modules()`: a depth-first list of `(dotted name, module)`, starting with
+#   `("", self)` and then, for each child in registration order, the child's own walk
+#   with the prefix extended by the child's name (`_join(prefix, name)`). Keep a set of
+#   the `id`s already visited and skip a module found again, so a shared sub-module is
+#   listed once. (A small recursive function inside the method does this naturally.)
+# - `named_parameters()`: for every module of `self.named_modules()`, for every entry of
+#   its `_parameters`, the pair `(dotted name, parameter)`; then keep first occurrences
+#   with the given `_first_occurrences`, so a shared weight appears once, under the first
+#   name it was reached by.
+#
+# - `__repr__()`: the tree as text, like PyTorch. A module whose `self._repr_items()` (its
+#   children; `Sequential` overrides the hook to list every layer) is empty prints as
+#   `Name(extra)`, with `extra = self.extra_repr()`. Otherwise it prints `Name(`, then one
+#   line per item, `(key): ` followed by `repr(layer)`, each indented by two spaces, then
+#   `)`; an `extra` that is not empty comes first, as a line of its own. A child's repr may
+#   span several lines: indent every one of its lines (`text.replace("\n", "\n  ")`),
+#   which is how nested containers come out readable.
 #
 # The order is the one PyTorch uses: a module's own parameters (in registration order)
 # come before those of its children, and children come in registration order.
 
 # %% nbgrader={"grade": false, "grade_id": "module-traversal", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _join(prefix, name):
-    """Dotted name of `name` inside `prefix` ("" for the root)."""
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _first_occurrences(pairs):
-    """The (name, obj) pairs whose obj did not occur earlier in pairs (compared by identity)."""
+@patch(nm="named_modules")  # Module.named_modules; a private module name, so no public name is left None
+def _named_modules(self: Module):
+    """[(dotted name, module)] for this module ("") and all descendants, depth first, each once."""
     ### BEGIN SOLUTION
-    seen, kept = set(), []
-    for name, obj in pairs:
-        if id(obj) not in seen:
-            seen.add(id(obj))
-            kept.append((name, obj))
-    return kept
-    ### END SOLUTION
+    found, seen = [], set()
 
+    def visit(module, prefix):
+        if id(module) in seen:
+            return
+        seen.add(id(module))
+        found.append((prefix, module))
+        for name, child in module._modules.items():
+            visit(child, _join(prefix, name))
 
-def _walk_modules(module, prefix, seen):
-    """[(dotted name, module)] for module and its descendants, depth first, skipping ids in seen."""
-    ### BEGIN SOLUTION
-    if id(module) in seen:
-        return []
-    seen.add(id(module))
-    found = [(prefix, module)]
-    for name, child in module._modules.items():
-        found += _walk_modules(child, _join(prefix, name), seen)
+    visit(self, "")
     return found
     ### END SOLUTION
 
 
-def _named_parameters(module):
-    """[(dotted name, Parameter)] of module and its descendants, each Parameter once."""
+@patch(nm="named_parameters")  # Module.named_parameters; a private module name, so no public name is left None
+def _named_parameters(self: Module):
+    """[(dotted name, Parameter)], e.g. ("0.weight", p); each Parameter once, in order."""
     ### BEGIN SOLUTION
-    return _first_occurrences(
-        (_join(prefix, name), param)
-        for prefix, sub in _walk_modules(module, "", set())
-        for name, param in sub._parameters.items())
+    pairs = [(_join(prefix, name), param)
+             for prefix, module in self.named_modules()
+             for name, param in module._parameters.items()]
+    return _first_occurrences(pairs)
+    ### END SOLUTION
+
+
+@patch
+def __repr__(self: Module):
+    """Name(extra) for a leaf; Name(\\n  (child): ...\\n) for a module with children."""
+    ### BEGIN SOLUTION
+    name, extra = type(self).__name__, self.extra_repr()
+    items = self._repr_items()
+    if not items:
+        return f"{name}({extra})"
+    lines = ([extra] if extra else []) + [f"({key}): {layer!r}" for key, layer in items]
+    body = "".join("  " + line.replace("\n", "\n  ") + "\n" for line in lines)
+    return f"{name}(\n{body})"
     ### END SOLUTION
 
 # %% [markdown]
@@ -414,23 +417,25 @@ print("OK: dotted names, registration order and shared weights counted once")
 # `model.eval()` must set it on the **whole tree**, otherwise a dropout layer buried
 # three levels deep keeps dropping at test time.
 #
-# Write `_set_training(module, mode)`: `mode` must be a real `bool` (raise `TypeError`
-# showing the value otherwise: `model.train("False")` would otherwise switch training
-# *on*, because a non-empty string is true); set `training = mode` on every module of the
-# walk; return `module`, so that `model = Sequential(...).eval()` works.
+# Write `train(mode=True)`: set `training = mode` on every module of the walk
+# (`self.modules()`), and return `self`, so that `model = Sequential(...).eval()` works
+# (the given `eval()` is `train(False)`). The check above your code is given: `mode`
+# must be a real `bool`, because `model.train("False")` would otherwise switch training
+# *on* (a non-empty string is true).
 
 # %% nbgrader={"grade": false, "grade_id": "module-modes", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _set_training(module, mode):
-    """Set training = mode on module and all its descendants; return module."""
-    ### BEGIN SOLUTION
+@patch(nm="train")  # Module.train; a private module name, so no public name is left None
+def _train(self: Module, mode=True):
+    """Set `training` on this module and all descendants; returns self."""
     if not isinstance(mode, bool):
         raise TypeError(
             f"train(mode) expects True or False, got {mode!r} ({type(mode).__name__}); "
             "use model.train() or model.eval()")
-    for _, sub in _walk_modules(module, "", set()):
-        sub.training = mode
-    return module
+    ### BEGIN SOLUTION
+    for module in self.modules():
+        module.training = mode
+    return self
     ### END SOLUTION
 
 # %% [markdown]
@@ -465,28 +470,23 @@ print("OK: train() and eval() reach every descendant")
 #   that lists **both** sets: a renamed layer shows up as one missing and one unexpected
 #   key, and seeing the two side by side is how you spot it. With `strict=False`, load
 #   the keys both have.
-# - **Shapes.** Each value (a numpy array, a Tensor or a nested list: read it with
-#   `np.asarray`) must be numeric and have the parameter's shape, else raise (naming the
-#   key and both shapes). Check **all** values before writing any, so that a failed load
-#   leaves the model unchanged instead of half loaded.
+# - **Shapes.** Each value (a numpy array, a Tensor or a nested list) must be numeric and
+#   have the parameter's shape. The given `_state_value(name, value, param)` reads it
+#   with `np.asarray` and raises (naming the key and both shapes) when it does not fit.
+#   Check **all** values before writing any, so that a failed load leaves the model
+#   unchanged instead of half loaded.
 # - **In place.** Copy each value *into* the existing array, `param.data[...] = value`
 #   (numpy casts it to the parameter's dtype). Do not replace `param.data` or the
 #   Parameter object: an optimizer built earlier holds references to exactly these
 #   arrays, and they must stay valid.
 # - Return `(missing, unexpected)`.
+#
+# A `state` that is not a dict at all is rejected by the given check above your code.
 
 # %% nbgrader={"grade": false, "grade_id": "module-state", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _state_dict(module):
-    """{dotted name: copy of the parameter array} in named_parameters order."""
-    ### BEGIN SOLUTION
-    return {name: param.data.copy() for name, param in _named_parameters(module)}
-    ### END SOLUTION
-
-
 def _state_value(name, value, param):
     """value as a numeric ndarray with param's shape; TypeError/ValueError naming the key."""
-    ### BEGIN SOLUTION
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(
@@ -497,22 +497,30 @@ def _state_value(name, value, param):
             f"the model's parameter has shape {param.shape}; was the state saved from a model "
             "with different layer sizes?")
     return array
+
+
+@patch(nm="state_dict")  # Module.state_dict; a private module name, so no public name is left None
+def _state_dict(self: Module):
+    """{dotted name: copy of the parameter's array}, in named_parameters() order."""
+    ### BEGIN SOLUTION
+    return {name: param.data.copy() for name, param in self.named_parameters()}
     ### END SOLUTION
 
 
-def _load_state_dict(module, state, strict):
-    """Copy state's arrays into module's parameters in place; return (missing, unexpected)."""
-    ### BEGIN SOLUTION
+@patch(nm="load_state_dict")  # Module.load_state_dict; a private module name, so no public name is left None
+def _load_state_dict(self: Module, state, strict=True):
+    """Copy arrays from state into the parameters in place; returns (missing, unexpected)."""
     if not isinstance(state, Mapping):
         raise TypeError(
             f"load_state_dict expects a dict of name -> array (from state_dict()), "
             f"got {type(state).__name__}")
-    params = dict(_named_parameters(module))
+    ### BEGIN SOLUTION
+    params = dict(self.named_parameters())
     missing = sorted(params.keys() - state.keys(), key=str)
     unexpected = sorted(state.keys() - params.keys(), key=str)
     if strict and (missing or unexpected):
         raise ValueError(
-            f"load_state_dict(strict=True): the state does not match {type(module).__name__}'s "
+            f"load_state_dict(strict=True): the state does not match {type(self).__name__}'s "
             f"parameters: missing keys {missing}, unexpected keys {unexpected}; compare with "
             "model.state_dict().keys(), or pass strict=False to load only the keys both have")
     values = {name: _state_value(name, state[name], param)
@@ -575,16 +583,16 @@ print("OK: state_dict copies, load_state_dict checks keys and shapes and writes 
 # is); draw the weight first, then the bias: `generator.uniform(-k, k, size=shape)`, and
 # wrap each draw in `Parameter(...)` (which makes it float32).
 #
-# **Validation.** Call `super().__init__()` first (every Module subclass must, before it
-# assigns attributes). `in_features` and `out_features` must be positive integers: use
-# the given `_positive_int`. `bias` must be a bool (`TypeError` otherwise).
+# **Validation is given**, above your code: `__init__` calls `super().__init__()` first
+# (every Module subclass must, before it assigns attributes), stores `in_features` and
+# `out_features` checked as positive integers (the given `_positive_int`) and checks that
+# `bias` is a bool. `forward` checks that `x` is a `Tensor` whose last dimension is
+# `in_features`, with a `ValueError` that names the input shape otherwise.
 #
-# **forward(x)**: `x` must be a `Tensor` (`TypeError` otherwise) whose last dimension is
-# `in_features`; otherwise raise a `ValueError` that names the input shape and the
-# expected last dimension. Then return `x @ self.weight`, plus `self.bias` when there is
-# one. Any batch shape works, `(N, in)` or `(..., in)`: matmul treats the leading
-# dimensions as batch dimensions, and the bias broadcasts over them. Use only Tensor
-# operations here (no `.data`), so that autograd can later differentiate through it.
+# **forward(x)**: return `x @ self.weight`, plus `self.bias` when there is one. Any batch
+# shape works, `(N, in)` or `(..., in)`: matmul treats the leading dimensions as batch
+# dimensions, and the bias broadcasts over them. Use only Tensor operations here (no
+# `.data`), so that autograd can later differentiate through it.
 
 # %% nbgrader={"grade": false, "grade_id": "linear", "locked": false, "schema_version": 3, "solution": true}
 #| export
@@ -612,12 +620,12 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, rng=None):
         """Check the sizes; create weight (and bias) Parameters from the seeded generator."""
-        ### BEGIN SOLUTION
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r} ({type(bias).__name__})")
+        ### BEGIN SOLUTION
         generator = np.random.default_rng(rng)
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
@@ -626,13 +634,13 @@ class Linear(Module):
 
     def forward(self, x):
         """x: Tensor (..., in_features) -> Tensor (..., out_features)."""
-        ### BEGIN SOLUTION
         if not isinstance(x, Tensor):
             raise TypeError(f"Linear expects a Tensor, got {type(x).__name__}; wrap data with Tensor(...)")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear(in_features={self.in_features}) got an input of shape {x.shape}; its last "
                 f"dimension must be {self.in_features}, i.e. shape (..., {self.in_features})")
+        ### BEGIN SOLUTION
         out = x @ self.weight
         return out if self.bias is None else out + self.bias
         ### END SOLUTION
@@ -683,13 +691,13 @@ print("OK: Linear matches x @ W + b, initialises in [-k, k) and checks its input
 # dropout"): the mask value is `1/(1-p)` with probability `1-p` and `0` with probability
 # `p`, so its mean is `(1-p) * 1/(1-p) = 1`. Evaluation is then simply the identity.
 #
-# - `__init__(p=0.5, rng=None)`: call `super().__init__()`; `p` must be a real number
-#   in `[0, 1)` (not a bool); otherwise raise a `ValueError` that shows `p`. (`p = 1`
-#   would zero everything and divide by zero.) Store `self.p = float(p)` and the layer's
-#   own Generator, `np.random.default_rng(rng)`: each call draws a new mask from it, so
-#   a seeded layer gives the same sequence of masks every run.
-# - `forward(x)`: `x` must be a Tensor (`TypeError`). In evaluation mode return `x`
-#   itself. In training mode draw uniform numbers of `x`'s shape, keep where they are
+# - `__init__(p=0.5, rng=None)` is given: it checks that `p` is a real number in
+#   `[0, 1)` (`p = 1` would zero everything and divide by zero), stores `self.p` and the
+#   layer's own Generator, `self._rng = np.random.default_rng(rng)`: each call draws a new
+#   mask from it, so a seeded layer gives the same sequence of masks every run.
+# - `forward(x)` is yours (the check that `x` is a Tensor is given). In evaluation mode
+#   return `x` itself. In training mode draw uniform numbers of `x`'s shape from
+#   `self._rng`, keep where they are
 #   `>= p` (probability `1 - p`), build the mask array `keep / (1 - p)` in `x`'s float
 #   dtype (float32 for non-float inputs; the given `_mask_dtype`), and return
 #   `x * Tensor.from_numpy(mask)`: a Tensor operation, so gradients will flow through
@@ -708,7 +716,6 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         """Check 0 <= p < 1; keep p and this layer's own Generator."""
-        ### BEGIN SOLUTION
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
             raise ValueError(
@@ -716,13 +723,12 @@ class Dropout(Module):
                 "fraction of elements zeroed during training (p=1 would zero all of them)")
         self.p = float(p)
         self._rng = np.random.default_rng(rng)
-        ### END SOLUTION
 
     def forward(self, x):
         """Training: x * mask (mask is 0 or 1/(1-p)); evaluation: x itself."""
-        ### BEGIN SOLUTION
         if not isinstance(x, Tensor):
             raise TypeError(f"Dropout expects a Tensor, got {type(x).__name__}; wrap data with Tensor(...)")
+        ### BEGIN SOLUTION
         if not self.training:
             return x
         keep = self._rng.random(x.shape) >= self.p
@@ -765,38 +771,42 @@ print("OK: inverted dropout keeps the mean in training and is the identity in ev
 # `Sequential(Linear(4, 3), ReLU(), Linear(3, 2))` has parameters `"0.weight"`,
 # `"0.bias"`, `"2.weight"`, `"2.bias"`, exactly as in PyTorch.
 #
-# - `__init__`: call `super().__init__()`; then for each layer, by position: if it is
-#   not callable, raise a `TypeError` naming its position and type. A class is callable
-#   but is almost always a mistake (`ReLU` instead of `ReLU()`): raise a `TypeError` for
-#   that too. Register Module layers with `setattr(self, str(position), layer)`, and
-#   keep all layers in `self._layers` as a tuple.
+# - `__init__`: the given part calls `super().__init__()` and checks every layer with
+#   `_check_layer` (a `TypeError` naming the position for a layer that is not callable,
+#   or that is a class: `ReLU` instead of `ReLU()`). Then you register the Module layers
+#   with `setattr(self, str(position), layer)` (that is `Module.__setattr__` at work),
+#   and keep all layers, Modules or not, in `self._layers` as a tuple.
 # - `forward(x)`: apply the layers in order (no layers: return `x`, the identity).
-# - `__getitem__(index)`: an int (negative counts from the end) gives that layer, with an
-#   `IndexError` naming the index and the length when out of range; a slice gives a new
-#   `Sequential` of those layers (the same layer objects, not copies); other index types
-#   are a `TypeError`.
 #
-# `__len__`, `__iter__` and the repr hook (all layers, not only the Modules) are given.
+# `__getitem__` (an int gives that layer, a slice a new `Sequential` of the same layer
+# objects), `__len__`, `__iter__` and the repr hook (all layers, not only the Modules)
+# are given.
 
 # %% nbgrader={"grade": false, "grade_id": "sequential", "locked": false, "schema_version": 3, "solution": true}
 #| export
+def _check_layer(position, layer):
+    """TypeError naming the position unless layer is a callable instance (not a class)."""
+    if isinstance(layer, type):
+        raise TypeError(
+            f"Sequential layer {position} is the class {layer.__name__}, not a layer; "
+            f"create an instance, e.g. {layer.__name__}(...)")
+    if not callable(layer):
+        raise TypeError(
+            f"Sequential layer {position} is not callable: got {type(layer).__name__}; "
+            "pass Modules (e.g. Linear(4, 3)) or callables such as activations")
+
+
 class Sequential(Module):
     """Applies its layers in order. Layers: Modules or any callables (e.g. activations);
     Module layers are registered as children named by position ("0", "1", ...)."""
 
     def __init__(self, *layers):
         """Check that every layer is callable; register Module layers as "0", "1", ..."""
-        ### BEGIN SOLUTION
         super().__init__()
         for position, layer in enumerate(layers):
-            if isinstance(layer, type):
-                raise TypeError(
-                    f"Sequential layer {position} is the class {layer.__name__}, not a layer; "
-                    f"create an instance, e.g. {layer.__name__}(...)")
-            if not callable(layer):
-                raise TypeError(
-                    f"Sequential layer {position} is not callable: got {type(layer).__name__}; "
-                    "pass Modules (e.g. Linear(4, 3)) or callables such as activations")
+            _check_layer(position, layer)
+        ### BEGIN SOLUTION
+        for position, layer in enumerate(layers):
             if isinstance(layer, Module):
                 setattr(self, str(position), layer)
         self._layers = tuple(layers)
@@ -812,7 +822,6 @@ class Sequential(Module):
 
     def __getitem__(self, index):
         """The layer at an int index, or a new Sequential of the layers in a slice."""
-        ### BEGIN SOLUTION
         if isinstance(index, slice):
             return Sequential(*self._layers[index])
         try:
@@ -825,7 +834,6 @@ class Sequential(Module):
                 f"Sequential index {position} is out of range for {len(self)} layers "
                 f"(valid: {-len(self)}..{len(self) - 1})")
         return self._layers[position]
-        ### END SOLUTION
 
     def __len__(self):
         return len(self._layers)
@@ -921,6 +929,15 @@ assert len(tied.parameters()) == 3 and sum(p.size for p in tied.parameters()) ==
 shared = Linear(2, 2)
 twice = Sequential(shared, shared)
 assert len(twice.parameters()) == 2 and len(twice.children()) == 1
+assert repr(Module()) == "Module()" and repr(tree) == (
+    "Sequential(\n"
+    "  (0): Linear(in_features=4, out_features=3, bias=True)\n"
+    "  (1): Sequential(\n"
+    "    (0): Linear(in_features=3, out_features=2, bias=True)\n"
+    "    (1): Dropout(p=0.5)\n"
+    "  )\n"
+    "  (2): Linear(in_features=2, out_features=1, bias=True)\n"
+    ")")
 
 # %% nbgrader={"grade": true, "grade_id": "test-modes", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 assert all(m.training for m in tree.modules())

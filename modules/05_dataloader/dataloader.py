@@ -81,51 +81,37 @@ print("first batch: indices", first.tolist(), "features", features[first].tolist
 # The base class below raises `NotImplementedError` naming your subclass when either is
 # missing. It also defines the batch fetch `__getitems__(indices)`, which returns one
 # batched Tensor per field. The default you write here is the simple, general one: call
-# `__getitem__` once per index, then stack each field along a new first axis with
-# `np.stack` (a field of shape `(1, 8, 8)` becomes `(B, 1, 8, 8)` for `B` indices; the
-# dtype is whatever numpy gives the stacked values). Samples that disagree (a different
-# number of fields, or a field with a different shape) are a `ValueError` that says which.
-# A data set that can gather a batch in one call, like `TensorDataset` in step 2,
-# overrides `__getitems__`.
+# `__getitem__` once per index (`self[operator.index(i)]`, read as a tuple of fields with
+# the given `_as_fields`), regroup the samples into columns, one per field
+# (`zip(*samples)`), and stack each column along a new first axis with `np.stack` (a
+# field of shape `(1, 8, 8)` becomes `(B, 1, 8, 8)` for `B` indices; the dtype is
+# whatever numpy gives the stacked values). Two given helpers do the checking (they live,
+# with every other argument check of this module, in the given-code notebook
+# `nbs/05_dataloader.checks.ipynb`, exported to `tinytorch/data/loader_checks.py`): call
+# `_check_samples(samples, owner)` once you have the samples (no indices, or samples with
+# different numbers of fields, are a `ValueError`), and read each column with
+# `_field_arrays(values, k, owner)`, which returns its values as numpy arrays and raises
+# a `ValueError` naming the shapes when they differ. A data set that can gather a batch
+# in one call, like `TensorDataset` in step 2, overrides `__getitems__`.
 
 # %%
 #| export
-import numbers
 import operator
-import pickle
-from pathlib import Path
 
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
+from tinytorch.data.cifar10_files import (
+    CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_FOLDER, _check_cifar10_batch, _cifar10_folder, _unpickle_batch)
+from tinytorch.data.loader_checks import (
+    _as_batch, _as_tensor, _check_batch_size, _check_choice, _check_dataset, _check_index, _check_indices,
+    _check_samples, _dataset_tensors, _field_arrays, _split_labels)
 
 # %% nbgrader={"grade": false, "grade_id": "dataset-protocol", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _as_tensor(value, what):
-    """value as a Tensor: Tensors pass through, ndarrays are wrapped (no copy, dtype kept)."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, np.ndarray):
-        return Tensor.from_numpy(value)
-    raise TypeError(
-        f"{what} must be a Tensor or a numpy array, got {type(value).__name__}; convert it "
-        "first, e.g. Tensor(x) for float32 features or np.asarray(y, dtype=np.int64) for labels")
-
-
 def _as_fields(sample):
     """A sample as a tuple of fields (a value that is not a tuple is a one-field sample)."""
     return sample if isinstance(sample, tuple) else (sample,)
-
-
-def _stack_field(values, position, owner):
-    """np.stack of one field's values (Tensors, arrays or numbers); ValueError naming the shapes."""
-    arrays = [value.data if isinstance(value, Tensor) else np.asarray(value) for value in values]
-    shapes = sorted({array.shape for array in arrays})
-    if len(shapes) > 1:
-        raise ValueError(
-            f"{owner}: field {position} has different shapes in one batch: {shapes}; every "
-            "sample must give each field the same shape (pad or resize them in __getitem__)")
-    return np.stack(arrays)
 
 
 class Dataset:
@@ -148,20 +134,12 @@ class Dataset:
 
     def __getitems__(self, indices):
         """The samples at indices as a tuple of batched Tensors, one per field."""
-        ### BEGIN SOLUTION
         owner = type(self).__name__
+        ### BEGIN SOLUTION
         samples = [_as_fields(self[operator.index(i)]) for i in indices]
-        if not samples:
-            raise ValueError(
-                f"{owner}.__getitems__ got no indices; the default cannot tell the fields' "
-                "shapes without a sample, so pass at least one index")
-        widths = sorted({len(sample) for sample in samples})
-        if len(widths) > 1:
-            raise ValueError(
-                f"{owner}: samples in one batch have different numbers of fields {widths}; "
-                "__getitem__ must return the same fields for every index")
+        _check_samples(samples, owner)
         columns = zip(*samples)  # field k of every sample
-        return tuple(Tensor.from_numpy(_stack_field(values, k, owner))
+        return tuple(Tensor.from_numpy(np.stack(_field_arrays(values, k, owner)))
                      for k, values in enumerate(columns))
         ### END SOLUTION
 
@@ -212,7 +190,7 @@ print("OK: the default __getitems__ stacks each field of the samples")
 # `(N,)`. `TensorDataset(images, labels)` holds them (in the attribute `tensors`) and
 # serves sample `i` as `(images[i], labels[i])`.
 #
-# Rules for the constructor:
+# The constructor is given. Its rules:
 #
 # - at least one tensor (`ValueError` otherwise);
 # - each argument is a `Tensor` or a numpy array; arrays are wrapped with
@@ -221,49 +199,20 @@ print("OK: the default __getitems__ stacks each field of the samples")
 # - every tensor is at least 1-D and all share the first dimension; otherwise a
 #   `ValueError` that lists every tensor's shape.
 #
-# `__getitem__(i)` takes an integer (negative counts from the end, as for lists) and
-# returns a tuple of Tensors. The helper `_check_index` (given) turns a bad index into a
-# clear `TypeError` or `IndexError`.
+# You write the two fetches. `__getitem__(i)` takes an integer (negative counts from the
+# end, as for lists) and returns a tuple of Tensors, one per held tensor: row `i` of each
+# (write `tensor.data[position, ...]`: the `...` keeps a 0-d array for a 1-D tensor
+# instead of a numpy scalar). The given first line, `_check_index`, turns a bad index
+# into a clear `TypeError` or `IndexError`.
 #
 # The point of this class is `__getitems__(indices)`: instead of one `__getitem__` per
 # sample, it gathers a whole batch with *one fancy-indexing call per tensor*,
-# `tensor.data[indices]`, with no Python loop over samples. `_check_indices` (given)
-# validates the index array first in one vectorised pass.
+# `tensor.data[positions]`, with no Python loop over samples. The given first line,
+# `_check_indices`, validates the index array in one vectorised pass and returns it as
+# an integer array.
 
 # %% nbgrader={"grade": false, "grade_id": "tensor-dataset", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _check_index(index, size):
-    """index as an int in [-size, size); TypeError or IndexError with the valid range."""
-    try:
-        position = operator.index(index)
-    except TypeError:
-        raise TypeError(
-            f"a dataset index must be an integer, got {type(index).__name__} {index!r}; "
-            "use __getitems__(indices) to fetch several samples") from None
-    if not -size <= position < size:
-        raise IndexError(
-            f"index {position} is out of range for a dataset of {size} samples "
-            f"(valid: {-size}..{size - 1})")
-    return position
-
-
-def _check_indices(indices, size):
-    """indices as a 1-D integer ndarray, all in [-size, size); TypeError or IndexError."""
-    positions = np.asarray(indices)
-    if positions.size == 0:
-        positions = positions.reshape(0).astype(np.intp)
-    if positions.ndim != 1 or positions.dtype.kind not in "iu":
-        raise TypeError(
-            "indices must be a 1-D sequence of integers, got an array of dtype "
-            f"{positions.dtype} and shape {positions.shape}")
-    outside = positions[(positions < -size) | (positions >= size)]
-    if outside.size:
-        raise IndexError(
-            f"indices {outside[:5].tolist()} are out of range for a dataset of {size} samples "
-            f"(valid: {-size}..{size - 1})")
-    return positions
-
-
 class TensorDataset(Dataset):
     """A data set held as tensors that share their first dimension (the sample index).
 
@@ -274,36 +223,23 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors):
         """Hold tensors (at least one, each at least 1-D, all with the same first dimension)."""
-        ### BEGIN SOLUTION
-        if not tensors:
-            raise ValueError(
-                "TensorDataset needs at least one tensor, e.g. TensorDataset(images, labels)")
-        self.tensors = tuple(_as_tensor(tensor, f"TensorDataset argument {k}")
-                             for k, tensor in enumerate(tensors))
-        shapes = [tensor.shape for tensor in self.tensors]
-        if any(len(shape) == 0 for shape in shapes) or len({shape[0] for shape in shapes}) > 1:
-            listed = ", ".join(str(shape) for shape in shapes)
-            raise ValueError(
-                "TensorDataset tensors must be at least 1-D and share their first dimension "
-                f"(the number of samples), got shapes {listed}; make every tensor hold one "
-                "row per sample")
-        ### END SOLUTION
+        self.tensors = _dataset_tensors(tensors)
 
     def __len__(self):
         return self.tensors[0].shape[0]
 
     def __getitem__(self, index):
         """Sample index as a tuple with one Tensor per held tensor (views, not copies)."""
-        ### BEGIN SOLUTION
         position = _check_index(index, len(self))
+        ### BEGIN SOLUTION
         # `..., ` keeps the result an ndarray (a 0-d view for a 1-D tensor), never a numpy scalar
         return tuple(Tensor.from_numpy(tensor.data[position, ...]) for tensor in self.tensors)
         ### END SOLUTION
 
     def __getitems__(self, indices):
         """The samples at indices: one batched Tensor per held tensor, in one gather each."""
-        ### BEGIN SOLUTION
         positions = _check_indices(indices, len(self))
+        ### BEGIN SOLUTION
         return tuple(Tensor.from_numpy(tensor.data[positions]) for tensor in self.tensors)
         ### END SOLUTION
 
@@ -352,27 +288,18 @@ print("OK: TensorDataset serves samples and gathers batches")
 #   built with the same seed yield the same sequence of epochs (reproducible training),
 #   while consecutive epochs of one loader differ.
 #
-# `__iter__` (given) draws the epoch's order *when `iter()` is called* and hands it to a
-# generator, so the order belongs to the epoch that asked for it. You implement `__len__`,
-# `_epoch_order` and `_batches`; `_as_batch` (given) checks that what `__getitems__`
-# returned is a tuple of Tensors or arrays.
+# The constructor (given) checks its arguments and makes the Generator, `self._rng`. You
+# implement `__len__` and `__iter__`, one epoch. `__iter__` draws the epoch's order
+# *when `iter()` is called* (a permutation of `0 .. N-1` from `self._rng`, or
+# `np.arange(N)` without shuffle), then returns a generator expression over the start of
+# each batch, `range(0, len(self) * self.batch_size, self.batch_size)`, that fetches the
+# slice `order[start:start + batch_size]` with one `self.dataset.__getitems__` call. (A
+# `yield` in `__iter__` itself would make it a generator function, which would draw the
+# order only at the first `next()`.) Pass each batch through the given `_as_batch`, which
+# checks that what `__getitems__` returned is a tuple of Tensors or arrays.
 
 # %% nbgrader={"grade": false, "grade_id": "dataloader", "locked": false, "schema_version": 3, "solution": true}
 #| export
-def _check_batch_size(batch_size):
-    """batch_size as a positive int; ValueError with the value received otherwise."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _as_batch(fields):
-    """What __getitems__ returned, as a tuple of Tensors (a single Tensor or array is one field)."""
-    if isinstance(fields, (Tensor, np.ndarray)):
-        fields = (fields,)
-    return tuple(_as_tensor(field, "a batch field returned by __getitems__") for field in fields)
-
-
 class DataLoader:
     """Iterate over a dataset in batches: each step yields a tuple of batched Tensors.
 
@@ -382,11 +309,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=32, shuffle=False, seed=None, drop_last=False):
-        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitems__")):
-            raise TypeError(
-                f"DataLoader needs a Dataset (with __len__ and __getitems__), got "
-                f"{type(dataset).__name__}; wrap arrays in TensorDataset(x, y) or subclass Dataset")
-        self.dataset = dataset
+        self.dataset = _check_dataset(dataset)
         self.batch_size = _check_batch_size(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = seed
@@ -401,21 +324,13 @@ class DataLoader:
         ### END SOLUTION
 
     def __iter__(self):
-        """One epoch: its order is drawn now, its batches are fetched lazily."""
-        return self._batches(self._epoch_order())
-
-    def _epoch_order(self):
-        """The sample indices of one epoch: a fresh permutation with shuffle, else 0..N-1."""
+        """One epoch: its order (a fresh permutation with shuffle, else 0..N-1) is drawn now,
+        its len(self) batches, __getitems__ of consecutive batch_size slices, are fetched lazily."""
         ### BEGIN SOLUTION
         size = len(self.dataset)
-        return self._rng.permutation(size) if self.shuffle else np.arange(size)
-        ### END SOLUTION
-
-    def _batches(self, order):
-        """Yield len(self) batches: __getitems__ of consecutive batch_size slices of order."""
-        ### BEGIN SOLUTION
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield _as_batch(self.dataset.__getitems__(order[start:start + self.batch_size]))
+        order = self._rng.permutation(size) if self.shuffle else np.arange(size)
+        starts = range(0, len(self) * self.batch_size, self.batch_size)
+        return (_as_batch(self.dataset.__getitems__(order[start:start + self.batch_size])) for start in starts)
         ### END SOLUTION
 
     def __repr__(self):
@@ -469,9 +384,10 @@ print("OK: batching, len, drop_last and seeded per-epoch shuffling work")
 # 3. return `(train, test)`, each sorted ascending, so a split lists the samples in
 #    scikit-learn's order whatever the permutation was.
 #
-# `load_digits` uses `test_fraction = DIGITS_TEST_FRACTION = 0.2` and
-# `seed = DIGITS_SPLIT_SEED = 0`; `split="all"` returns all 1797 images in
-# scikit-learn's order. The check cell below prints the resulting sizes and per-class
+# Then `load_digits` (its `split` argument is checked for you): it reads scikit-learn's
+# data, picks the split's indices with `stratified_split(labels, DIGITS_TEST_FRACTION,
+# DIGITS_SPLIT_SEED)` (0.2 and 0), or all 1797 in scikit-learn's order for
+# `split="all"`, and builds the images and labels described above. The check cell below prints the resulting sizes and per-class
 # counts. (scikit-learn is imported inside `load_digits`, because importing it takes a
 # noticeable time and most users of this module never call it.)
 
@@ -483,13 +399,6 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLITS = ("train", "test", "all")
 
 
-def _check_choice(name, value, choices):
-    """ValueError naming the valid choices unless value is one of them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
 def stratified_split(labels, test_fraction, seed):
     """(train, test): sorted index arrays of a fixed, per-class random split of labels.
 
@@ -497,13 +406,7 @@ def stratified_split(labels, test_fraction, seed):
     first round(test_fraction * n_c) indices of np.random.default_rng(seed + c).permutation
     of that class's indices go to test, the rest to train.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
-        raise ValueError(
-            f"labels must be a 1-D array of non-negative integers, got dtype {labels.dtype}, "
-            f"shape {labels.shape}")
-    if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")
+    labels = _split_labels(labels, test_fraction)
     ### BEGIN SOLUTION
     test_parts = [np.empty(0, dtype=np.int64)]
     for c in np.unique(labels):
@@ -514,14 +417,6 @@ def stratified_split(labels, test_fraction, seed):
     train = np.setdiff1d(np.arange(labels.size), test)  # sorted, everything not in test
     return train, test
     ### END SOLUTION
-
-
-def _digits_indices(labels, split):
-    """sklearn indices of a digits split, ascending."""
-    if split == "all":
-        return np.arange(labels.size)
-    train, test = stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
-    return train if split == "train" else test
 
 
 def load_digits(split="train", flatten=False):
@@ -539,12 +434,16 @@ def load_digits(split="train", flatten=False):
     Per class 0..9: train 142 146 142 146 145 146 145 143 139 144,
                     test   36  36  35  37  36  36  36  36  35  36.
     """
-    ### BEGIN SOLUTION
     _check_choice("split", split, DIGITS_SPLITS)
+    ### BEGIN SOLUTION
     from sklearn.datasets import load_digits as sklearn_load_digits  # slow import: only when needed
 
     digits = sklearn_load_digits()
-    indices = _digits_indices(digits.target, split)
+    if split == "all":
+        indices = np.arange(digits.target.size)
+    else:
+        train, test = stratified_split(digits.target, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
+        indices = train if split == "train" else test
     images = (digits.images[indices] / 16).astype(np.float32)
     images = images.reshape(-1, 64) if flatten else images.reshape(-1, 1, 8, 8)
     labels = digits.target[indices].astype(np.int64)
@@ -600,12 +499,15 @@ print("OK: digits loaded with a fixed, stratified split")
 # - `b"labels"`: a list of `N` ints in `0 .. 9`;
 # - also `b"batch_label"` and `b"filenames"`, which the loader does not need.
 #
-# You implement `_decode_cifar10_batch`, which checks one unpickled batch and returns its
-# uint8 images `(N, 3, 32, 32)` and int64 labels (a dict without the keys, or data of the
-# wrong dtype or shape, or labels that do not match, is a `ValueError` naming the file),
-# and `load_cifar10`, which finds the files (`_cifar10_folder`, given), decodes the
-# split's batches (train: batches 1 to 5 concatenated in that order; test: `test_batch`)
-# and scales to float32 in `[0, 1]` (divide by 255).
+# The file handling is given, in the given-code notebook `nbs/05_dataloader.cifar10_files.ipynb`:
+# `_cifar10_folder` finds the folder (the given first lines of `load_cifar10` call it),
+# `_unpickle_batch(path)` reads one file, and `_check_cifar10_batch(batch, path)` checks
+# what it holds (a dict without the keys, data of the wrong dtype or shape, or labels that
+# do not match are a `ValueError` naming the file) and returns `(data, labels)`: the uint8
+# rows `(N, 3072)` and int64 labels. You implement the rest of `load_cifar10`: read and
+# check the split's batches in order (train: batches 1 to 5; test: `test_batch`),
+# concatenate them, reshape the pixels to `(N, 3, 32, 32)` and scale them to float32 in
+# `[0, 1]` (divide by 255), and return a `TensorDataset(images, labels)`.
 #
 # A systems note: the images stay uint8 until *after* the batches are concatenated, and
 # the division is done in place. The full training set is 50000 x 3072 bytes as uint8
@@ -617,71 +519,8 @@ print("OK: digits loaded with a fixed, stratified split")
 
 # %% nbgrader={"grade": false, "grade_id": "cifar10", "locked": false, "schema_version": 3, "solution": true}
 #| export
-CIFAR10_CLASSES = 10
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_FILES = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
+_all_ = ["CIFAR10_CLASSES", "CIFAR10_FOLDER", "CIFAR10_FILES"]  # defined in cifar10_files, public here too
 _CIFAR10_IMAGE_SHAPE = (3, 32, 32)  # channels (R, G, B), rows, columns
-_CIFAR10_ROW_BYTES = 3 * 32 * 32
-
-
-def _cifar10_folder(root, names):
-    """The folder with the batch files (root/cifar-10-batches-py if present, else root).
-
-    FileNotFoundError, saying what was looked for, where and how to get it, if any is missing.
-    """
-    root = Path(root)
-    nested = root / CIFAR10_FOLDER
-    folder = nested if nested.is_dir() else root
-    missing = [name for name in names if not (folder / name).is_file()]
-    if not missing:
-        return folder
-    where = f"{folder}" if folder.is_dir() else f"{folder} (which does not exist)"
-    if folder == root and root.name != CIFAR10_FOLDER:
-        where += f" and in {nested} (which does not exist)"
-    extract_in = root.parent if root.name == CIFAR10_FOLDER else root
-    raise FileNotFoundError(
-        f"CIFAR-10 files not found: looked for {', '.join(names)} in {where}; missing: "
-        f"{', '.join(missing)}. Nothing is downloaded at run time: download the official "
-        "\"CIFAR-10 python version\" archive (cifar-10-python.tar.gz from "
-        "https://www.cs.toronto.edu/~kriz/cifar.html) yourself and extract it in "
-        f"{extract_in}, which creates {extract_in / CIFAR10_FOLDER}; then pass that folder "
-        "or its parent as root")
-
-
-def _unpickle_batch(path):
-    """The object pickled in one batch file (bytes keys kept as bytes)."""
-    with open(path, "rb") as file:
-        try:
-            return pickle.load(file, encoding="bytes")
-        except (pickle.UnpicklingError, EOFError) as err:
-            raise ValueError(
-                f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); the "
-                "file is damaged: extract the official archive again") from err
-
-
-def _decode_cifar10_batch(batch, path):
-    """(images uint8 (N, 3, 32, 32), labels int64 (N,)) of one unpickled batch from path."""
-    ### BEGIN SOLUTION
-    if not isinstance(batch, dict) or not {b"data", b"labels"} <= batch.keys():
-        found = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(
-            f"{path} is not a CIFAR-10 batch: expected a dict with keys b'data' and b'labels', "
-            f"found {found}; extract the official archive again")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-            and data.shape[1] == _CIFAR10_ROW_BYTES):
-        described = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
-                     else type(data).__name__)
-        raise ValueError(
-            f"{path}: b'data' must be a uint8 array of shape (N, {_CIFAR10_ROW_BYTES}), got a "
-            f"{described}; extract the official archive again")
-    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu" or (
-            labels.size and not 0 <= labels.min() <= labels.max() < CIFAR10_CLASSES):
-        raise ValueError(
-            f"{path}: b'labels' must hold {data.shape[0]} ints in 0..{CIFAR10_CLASSES - 1} (one "
-            f"per image), got shape {labels.shape} dtype {labels.dtype}")
-    return data.reshape(-1, *_CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
-    ### END SOLUTION
 
 
 def load_cifar10(root, split="train"):
@@ -693,11 +532,12 @@ def load_cifar10(root, split="train"):
     Missing files: FileNotFoundError (nothing is downloaded); damaged files: ValueError.
     """
     _check_choice("split", split, tuple(CIFAR10_FILES))
-    ### BEGIN SOLUTION
     folder = _cifar10_folder(root, CIFAR10_FILES[split])
+    ### BEGIN SOLUTION
     paths = [folder / name for name in CIFAR10_FILES[split]]
-    decoded = [_decode_cifar10_batch(_unpickle_batch(path), path) for path in paths]
-    images = np.concatenate([pixels for pixels, _ in decoded]).astype(np.float32)
+    decoded = [_check_cifar10_batch(_unpickle_batch(path), path) for path in paths]
+    pixels = np.concatenate([data for data, _ in decoded])  # still uint8: (50000, 3072) for train
+    images = pixels.reshape(-1, *_CIFAR10_IMAGE_SHAPE).astype(np.float32)
     images /= 255  # in place: no second float32 copy
     labels = np.concatenate([batch_labels for _, batch_labels in decoded])
     return TensorDataset(Tensor.from_numpy(images), Tensor.from_numpy(labels))
@@ -712,7 +552,9 @@ def load_cifar10(root, split="train"):
 # tests below.
 
 # %%
+import pickle
 import tempfile
+from pathlib import Path
 
 
 def write_cifar10_like(root, train_sizes=(2, 2, 2, 2, 2), test_size=3, seed=0):

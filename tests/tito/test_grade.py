@@ -140,7 +140,7 @@ def test_autograde_scores_every_student_and_reports_the_broken(graded):
     out = graded["first"].stdout
     for student, cells in EXPECTED.items():
         assert f"  {student}/{ASSIGNMENT}: graded, {sum(cells.values()):g} of {MAX:g} points" in out, out
-    assert "carol/module04: graded, 7 of 9 points" in out  # 9 - test-mse's 2, by hand
+    assert "carol/module04: graded, 8 of 10 points" in out  # 10 - test-mse's 2, by hand
     assert "test-mse 0/2 (NotImplementedError: Module 04: implement loss-mse)" in out
     expected_path = graded["folder"] / "dave" / ASSIGNMENT / f"{SLUG}.ipynb"
     assert f"  dave/{ASSIGNMENT}: missing: expected {expected_path} (found losses.ipynb)" in out

@@ -2,32 +2,34 @@
 # Source of truth: modules/20_capstone/capstone.py; regenerate with `tito export 20`.
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'JOINT_CONFIDENCE', 'MEDALS', 'STATUS_OK', 'STATUS_NOT_MET', 'check_measurement', 'paired_speedup',
-           'session_ratio_ci', 'speedup', 'compression', 'accuracy_delta', 'check_constraints', 'event_score', 'rank',
-           'medals', 'score_all']
+__all__ = ['JOINT_CONFIDENCE', 'MEDALS', 'STATUS_OK', 'STATUS_NOT_MET', 'check_constraints', 'event_score', 'rank', 'medals',
+           'score_all', 'CONFIDENCE', 'accuracy_delta', 'check_measurement', 'compression', 'paired_speedup',
+           'session_ratio_ci', 'speedup']
 
-# %% ../../nbs/20_capstone.ipynb #23cca8b8
+# %% ../../nbs/20_capstone.ipynb #afdbfaca
 """Olympic scoring: numbers in, numbers out. Every score is RELATIVE to the baseline model measured in
 the same grading run on the same machine (latency interleaved with it), so scores from different
 machines can be compared; every score carries an interval, and ranks follow the intervals.
 
-Inputs are plain dicts built by the grader, one per model:
-    {"correct": 0/1 per test example (the same examples, in the same order, for every model),
-     "latency_ms": per-call milliseconds (measured interleaved with the baseline's samples),
-     "parameter_bytes": int, "serialized_bytes": int}
-Other keys are allowed and ignored. Outputs are JSON-ready (plain Python, no NaN or inf).
+The inputs are measurements (see tinytorch.capstone.components, which computes the speed-up, compression
+and accuracy components); outputs are JSON-ready (plain Python, no NaN or inf).
 """
 import math
 import numbers
 
 import numpy as np
 
-from ..benchmarking.stats import check_values, compare_samples, median_interval, prob_less, wilson_interval
-from ..benchmarking.results import mcnemar_p
 from ..benchmarking.benchmark import OlympicEvent
+from ..benchmarking.stats import median_interval
+from .components import CONFIDENCE, accuracy_delta, check_measurement, compression, speedup
+from .components import paired_speedup, session_labels, session_ratio_ci, wilson_bounds
 from .events import DEFAULT_RULES, MEMORY_METRIC, EventRules, parse_event
+# Importable from here as before the components moved to their own file:
+from ..benchmarking.results import mcnemar_p
+from ..benchmarking.stats import check_values, compare_samples, prob_less, wilson_interval
 
-CONFIDENCE = 0.95
+_all_ = ["CONFIDENCE", "accuracy_delta", "check_measurement", "compression", "paired_speedup", "session_ratio_ci",
+         "speedup"]
 # All-Around combines two uncertain components (speedup, accuracy). Each is taken at 1 - 0.05/2 so that
 # both hold at once with probability >= 95% (Bonferroni); the score is increasing in each component,
 # so then it lies between the combined bounds.
@@ -36,190 +38,16 @@ MEDALS = {1: "gold", 2: "silver", 3: "bronze"}
 STATUS_OK, STATUS_NOT_MET = "ok", "constraint not met"
 
 
-def _check_correct(values, name):
-    """values as a 1-D bool array of 0/1 outcomes (at least one); ValueError otherwise."""
-    given = np.asarray(values)
-    array = check_values(given.astype(np.int8) if given.dtype == bool else given, name)
-    if not np.isin(array, (0.0, 1.0)).all():
-        bad = array[~np.isin(array, (0.0, 1.0))][:3].tolist()
-        raise ValueError(f"{name} must hold 0/1 (or bool) per test example, got e.g. {bad}; "
-                         "pass (predictions == labels)")
-    return array.astype(bool)
-
-# %% ../../nbs/20_capstone.ipynb #cf719c83
-def _check_bytes(value, name):
-    """value as an int > 0 (a byte count); ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a byte count (an int > 0), got {value!r}; a ratio needs bytes "
-                         "measured with tinytorch.profiling.profiler (parameter_bytes / serialized_bytes)")
-    return int(value)
-
-# %% ../../nbs/20_capstone.ipynb #c6a73b69
-def check_measurement(measurement, name="measurement"):
-    """The validated core of a measurement dict: correct (bool array), latency_ms (positive float
-    array), parameter_bytes and serialized_bytes (ints > 0). ValueError naming the bad key."""
-    if not isinstance(measurement, dict):
-        raise ValueError(f"{name} must be a dict with keys correct, latency_ms, parameter_bytes, "
-                         f"serialized_bytes; got {type(measurement).__name__}")
-    missing = [k for k in ("correct", "latency_ms", "parameter_bytes", "serialized_bytes") if k not in measurement]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; the grader must record all of correct, latency_ms, "
-                         "parameter_bytes, serialized_bytes")
-    latency = check_values(measurement["latency_ms"], f"{name}['latency_ms']")
-    if (latency <= 0).any():
-        raise ValueError(f"{name}['latency_ms'] must be positive durations, got {int((latency <= 0).sum())} "
-                         "value(s) <= 0; pass measured per-call times")
-    sessions = measurement.get("latency_session")
-    if sessions is not None:
-        sessions = np.asarray(sessions)
-        if sessions.shape != latency.shape or sessions.dtype.kind not in "iu":
-            raise ValueError(f"{name}['latency_session'] must hold one integer session number per latency sample "
-                             f"({latency.size}), got shape {sessions.shape} and dtype {sessions.dtype}")
-    return {"correct": _check_correct(measurement["correct"], f"{name}['correct']"), "latency_ms": latency,
-            "latency_session": sessions,
-            "parameter_bytes": _check_bytes(measurement["parameter_bytes"], f"{name}['parameter_bytes']"),
-            "serialized_bytes": _check_bytes(measurement["serialized_bytes"], f"{name}['serialized_bytes']")}
-
-# %% ../../nbs/20_capstone.ipynb #5683967e
-def _sessions(m, b):
-    """The shared session labels of a checked measurement and baseline, or None when they have none (or
-    differ: then the rounds were not measured together and no session structure can be used)."""
-    ms, bs = m.get("latency_session"), b.get("latency_session")
-    if ms is None or bs is None:
-        return None
-    if not np.array_equal(ms, bs):
-        raise ValueError("measurement and baseline latency_session labels differ: the rounds of both sides must "
-                         "be measured together (A B A B ...) in the same sessions")
-    return ms
-
-
-def paired_speedup(base_ms, sub_ms):
-    """The median over rounds of base_ms[i] / sub_ms[i]: the speed-up of interleaved rounds, each round's
-    baseline request set against the submission request next to it. A shared machine changes speed in
-    steps that last seconds (another tenant, the clock), and both requests of a round see the same step, so
-    the per-round ratio cancels it where a ratio of two medians would straddle it."""
-    base, sub = np.asarray(base_ms, float), np.asarray(sub_ms, float)
-    return float(np.median(base / sub))
-
-
-def session_ratio_ci(base_ms, sub_ms, sessions, confidence=CONFIDENCE, resamples=2000, seed=0):
-    """(low, high) of paired_speedup by a two-level (cluster) bootstrap: draw the sessions with
-    replacement, then the rounds of each drawn session with replacement, the submission and baseline
-    samples of a round kept together. Sessions are separate pairs of worker processes, so the interval
-    includes how much the speed of a fresh process varies, which resampling rounds alone would miss.
-    Source: Davison & Hinkley, Bootstrap Methods and their Application (1997), sec. 3.8."""
-    ratio, labels = np.asarray(base_ms, float) / np.asarray(sub_ms, float), np.asarray(sessions)
-    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
-    gen = np.random.default_rng(seed)
-    ratios = np.empty(resamples)
-    for r in range(resamples):
-        picked = [groups[k] for k in gen.integers(len(groups), size=len(groups))]
-        rows = np.concatenate([g[gen.integers(len(g), size=len(g))] for g in picked])
-        ratios[r] = np.median(ratio[rows])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def speedup(base_ms, sub_ms, seed=0, confidence=CONFIDENCE, sessions=None):
-    """Speedup S = median(base_ms) / median(sub_ms) (> 1: the submission is faster); with `sessions` (the
-    session number of each interleaved round, shared by both sides: what the grader measures) S is the
-    paired_speedup of the rounds instead, which a machine changing speed cannot move.
-
-    Interval: percentile bootstrap of the ratio of medians (stats.bootstrap_ratio_ci, paired when the
-    samples have equal lengths, as interleaved rounds do; seeded); with `sessions` the two-level
-    bootstrap of paired_speedup (session_ratio_ci). p_value: two-sided
-    Mann-Whitney U; prob_sub_faster: P(a submission call is faster than a baseline call), ties count half.
-    Significant: p < 0.05 and the interval excludes 1.
-    """
-    cmp = compare_samples(base_ms, sub_ms, confidence=confidence, seed=seed)
-    method = cmp["method"]
-    if sessions is not None and len(np.unique(sessions)) > 1:
-        if len(sessions) != len(base_ms) or len(base_ms) != len(sub_ms):
-            raise ValueError(f"sessions must label every round of both sides: {len(sessions)} labels for "
-                             f"{len(base_ms)} baseline and {len(sub_ms)} submission samples")
-        low, high = session_ratio_ci(base_ms, sub_ms, sessions, confidence, seed=seed)
-        cmp = dict(cmp, ratio=paired_speedup(base_ms, sub_ms), ci_low=low, ci_high=high,
-                   significant=bool(cmp["p_value"] < 0.05 and (low > 1 or high < 1)))
-        formula = "S = median over interleaved rounds of (baseline latency_ms / submission latency_ms)"
-        method = (f"median of per-round ratios, two-level bootstrap over {len(np.unique(sessions))} sessions of "
-                  f"fresh worker processes and their rounds")
-    else:
-        formula = "S = median(baseline latency_ms) / median(submission latency_ms)"
-        method = f"ratio of medians, {method}"
-    if not cmp["significant"]:
-        verdict = "no significant difference"
-    else:
-        verdict = "submission faster" if cmp["ci_low"] > 1 else "submission slower"
-    return {"value": cmp["ratio"], "low": cmp["ci_low"], "high": cmp["ci_high"], "p_value": cmp["p_value"],
-            "prob_sub_faster": prob_less(sub_ms, base_ms), "significant": cmp["significant"], "verdict": verdict,
-            "median_base_ms": float(np.median(check_values(base_ms))),
-            "median_sub_ms": float(np.median(check_values(sub_ms))),
-            "n_base": cmp["n_a"], "n_sub": cmp["n_b"], "paired": cmp["paired"], "confidence": float(confidence),
-            "resamples": cmp["resamples"], "seed": seed,
-            "formula": formula, "method": method}
-
-# %% ../../nbs/20_capstone.ipynb #cd1e0f35
-def compression(base_bytes, sub_bytes):
-    """Compression C = base parameter_bytes / submission parameter_bytes, and the same ratio of
-    serialized_bytes (> 1: the submission is smaller).
-
-    base_bytes, sub_bytes: dicts with parameter_bytes and serialized_bytes (a measurement will do).
-    Byte counts are exact, so the ratios have no sampling error: low = high = value.
-    """
-    sizes = {}
-    for side, given in (("base", base_bytes), ("sub", sub_bytes)):
-        if not isinstance(given, dict):
-            raise ValueError(f"{side}_bytes must be a dict with parameter_bytes and serialized_bytes, "
-                             f"got {type(given).__name__}")
-        for key in ("parameter_bytes", "serialized_bytes"):
-            if key not in given:
-                raise ValueError(f"{side}_bytes lacks {key!r}; pass the measured {key}")
-            sizes[f"{side}_{key}"] = _check_bytes(given[key], f"{side}_bytes[{key!r}]")
-    ratio = sizes["base_parameter_bytes"] / sizes["sub_parameter_bytes"]
-    return {"value": ratio, "low": ratio, "high": ratio, "parameter_ratio": ratio,
-            "serialized_ratio": sizes["base_serialized_bytes"] / sizes["sub_serialized_bytes"], **sizes,
-            "exact": True, "formula": "C = baseline parameter_bytes / submission parameter_bytes",
-            "method": "exact byte counts: no sampling error, so no interval (low = high = value)"}
-
-# %% ../../nbs/20_capstone.ipynb #6bf3c808
-def _wilson(correct, total, confidence):
-    """wilson_interval with its exact ends: the lower bound is 0 when none is correct and the upper 1
-    when all are (the formula gives them only up to rounding, e.g. 2.8e-17)."""
-    low, high = wilson_interval(int(correct), int(total), confidence)
-    return (0.0 if correct == 0 else max(0.0, low)), (1.0 if correct == total else min(1.0, high))
-
-# %% ../../nbs/20_capstone.ipynb #5c6d7c20
-def accuracy_delta(correct_sub, correct_base, confidence=CONFIDENCE):
-    """The submission's accuracy A = correct / total with its Wilson interval, the baseline's, and the
-    difference A - A_baseline with an exact McNemar p-value (are they different beyond chance?).
-
-    Both arrays hold 0/1 per test example, the same examples in the same order.
-    """
-    sub, base = _check_correct(correct_sub, "correct_sub"), _check_correct(correct_base, "correct_base")
-    if sub.size != base.size:
-        raise ValueError(f"correct_sub has {sub.size} examples but correct_base {base.size}: both must be "
-                         "scored on the same test examples in the same order")
-    n, k, k_base = int(sub.size), int(sub.sum()), int(base.sum())
-    low, high = _wilson(k, n, confidence)
-    base_low, base_high = _wilson(k_base, n, confidence)
-    return {"value": k / n, "low": low, "high": high, "correct": k, "total": n,
-            "baseline_accuracy": k_base / n, "baseline_low": base_low, "baseline_high": base_high,
-            "delta": (k - k_base) / n, "p_value": mcnemar_p(sub, base),
-            "only_sub_correct": int(np.sum(sub & ~base)), "only_base_correct": int(np.sum(~sub & base)),
-            "confidence": float(confidence), "formula": "A = correct / total; delta = A - A_baseline",
-            "method": "Wilson score interval; exact McNemar test on the examples where the two disagree"}
-
-# %% ../../nbs/20_capstone.ipynb #8aa5a96d
 def _constraint(name, value, interval, bound, met, conclusive, reason):
     return {"constraint": name, "value": value, "interval": list(interval), "bound": bound,
             "met": bool(met), "conclusive": bool(conclusive), "reason": reason}
 
-# %% ../../nbs/20_capstone.ipynb #e9461a26
+# %% ../../nbs/20_capstone.ipynb #8dbb0490
 def _accuracy_constraint(correct, bound):
-    """min_accuracy: met when the Wilson lower bound >= bound; failed conclusively when the upper bound < bound."""
+    """min_accuracy: met when the Wilson lower bound >= bound; failed conclusively when the upper bound < bound.
+    correct: the checked bool array of a measurement (one entry per test example)."""
     n, k = int(correct.size), int(correct.sum())
-    low, high = _wilson(k, n, CONFIDENCE)
+    low, high = wilson_bounds(k, n, CONFIDENCE)
     where = f"accuracy {k / n:.4f} ({k}/{n}), Wilson 95% interval [{low:.4f}, {high:.4f}]"
     if low >= bound:
         return _constraint("min_accuracy", k / n, (low, high), bound, True, True,
@@ -231,7 +59,7 @@ def _accuracy_constraint(correct, bound):
                        f"{where} reaches below {bound:g}: not met conclusively (a more accurate model, or "
                        "more test examples, would settle it)")
 
-# %% ../../nbs/20_capstone.ipynb #20a88f67
+# %% ../../nbs/20_capstone.ipynb #9425663e
 def _latency_constraint(latency_ms, bound):
     """max_latency_ms: met when the upper bound of the median's order-statistic interval < bound."""
     low, high, achieved = median_interval(latency_ms, CONFIDENCE)
@@ -250,7 +78,7 @@ def _latency_constraint(latency_ms, bound):
     return _constraint("max_latency_ms", median, (low, high), bound, False, False,
                        f"{where} reaches {bound:g} ms: not met conclusively (make it faster, or time more calls)")
 
-# %% ../../nbs/20_capstone.ipynb #f5e13271
+
 def _memory_constraint(parameter_bytes, bound):
     """max_memory_bytes: exact byte count < bound."""
     met = parameter_bytes < bound
@@ -258,7 +86,7 @@ def _memory_constraint(parameter_bytes, bound):
     return _constraint("max_memory_bytes", parameter_bytes, (parameter_bytes, parameter_bytes), bound, met, True,
                        f"{MEMORY_METRIC} {parameter_bytes:,} {'<' if met else '>='} {bound:,} (exact): {verdict}")
 
-# %% ../../nbs/20_capstone.ipynb #60a9dce9
+
 def check_constraints(measurement, rules):
     """[{constraint, value, interval, bound, met, conclusive, reason}] for each constraint rules sets.
 
@@ -279,29 +107,30 @@ def check_constraints(measurement, rules):
         found.append(_memory_constraint(m["parameter_bytes"], rules.max_memory_bytes))
     return found
 
-# %% ../../nbs/20_capstone.ipynb #af87a0a7
+
 def _geometric_mean(values):
     """(v1 * ... * vk) ** (1/k) of values >= 0 (results.geometric_mean refuses 0; a bound can be 0)."""
     return float(np.prod(values) ** (1.0 / len(values)))
 
-# %% ../../nbs/20_capstone.ipynb #40d5875b
+# %% ../../nbs/20_capstone.ipynb #0e0d9885
 def _all_around(m, b, parts, seed):
-    """G = (S * C * A / A_baseline) ** (1/3); bounds from S and A at 97.5% each (>= 95% jointly)."""
+    """G = (S * C * A / A_baseline) ** (1/3); bounds from S and A at 97.5% each (>= 95% jointly).
+    m, b: checked measurements of the submission and the baseline; parts: their components (event_score)."""
     base_acc = parts["accuracy"]["baseline_accuracy"]
     if base_acc == 0:
         raise ValueError("the baseline got no test example right (accuracy 0): accuracy relative to it is "
                          "undefined; check the baseline model and the labels")
-    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE, _sessions(m, b))
-    a_low, a_high = _wilson(parts["accuracy"]["correct"], parts["accuracy"]["total"], JOINT_CONFIDENCE)
-    c = parts["compression"]["value"]
-    score = _geometric_mean([parts["speedup"]["value"], c, parts["accuracy"]["value"] / base_acc])
+    s_joint = speedup(b["latency_ms"], m["latency_ms"], seed, JOINT_CONFIDENCE, session_labels(m, b))
+    a_low, a_high = wilson_bounds(parts["accuracy"]["correct"], parts["accuracy"]["total"], JOINT_CONFIDENCE)
+    c, relative = parts["compression"]["value"], parts["accuracy"]["value"] / base_acc
+    score = _geometric_mean([parts["speedup"]["value"], c, relative])
     low = _geometric_mean([s_joint["low"], c, a_low / base_acc])
     high = _geometric_mean([s_joint["high"], c, a_high / base_acc])
     joint = {"confidence": JOINT_CONFIDENCE, "speedup_low": s_joint["low"], "speedup_high": s_joint["high"],
-             "accuracy_low": a_low, "accuracy_high": a_high, "relative_accuracy": parts["accuracy"]["value"] / base_acc}
+             "accuracy_low": a_low, "accuracy_high": a_high, "relative_accuracy": relative}
     return score, low, high, joint
 
-# %% ../../nbs/20_capstone.ipynb #dfc14ce7
+# %% ../../nbs/20_capstone.ipynb #5d25192c
 def _event_value(event, m, b, parts, seed):
     """(score, low, high, tiebreak, extra) of one event from the components."""
     s, c, a = parts["speedup"], parts["compression"], parts["accuracy"]
@@ -316,7 +145,7 @@ def _event_value(event, m, b, parts, seed):
         return score, low, high, None, {"joint_intervals": joint}
     return s["value"] * c["value"], s["low"] * c["value"], s["high"] * c["value"], None, {}   # EXTREME_PUSH
 
-# %% ../../nbs/20_capstone.ipynb #cb92e3fb
+
 def event_score(event, measurement, baseline, rules=None, seed=0):
     """One submission's score in one event, with its interval and eligibility.
 
@@ -338,7 +167,7 @@ def event_score(event, measurement, baseline, rules=None, seed=0):
     if not isinstance(rules, EventRules) or rules.event is not event:
         raise ValueError(f"rules must be the EventRules of {event.value}, got {rules!r}; use rules_for({event.value!r})")
     m, b = check_measurement(measurement, "measurement"), check_measurement(baseline, "baseline")
-    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed, sessions=_sessions(m, b)),
+    parts = {"speedup": speedup(b["latency_ms"], m["latency_ms"], seed, sessions=session_labels(m, b)),
              "compression": compression(baseline, measurement),
              "accuracy": accuracy_delta(m["correct"], b["correct"])}
     score, low, high, tiebreak, extra = _event_value(event, m, b, parts, seed)
@@ -350,7 +179,7 @@ def event_score(event, measurement, baseline, rules=None, seed=0):
             "eligible": not failed, "status": STATUS_NOT_MET if failed else STATUS_OK,
             "reason": "; ".join(failed) if failed else None}
 
-# %% ../../nbs/20_capstone.ipynb #ba0a76d9
+
 def _check_entry(entry, i):
     """entry validated for rank(): id (str), eligible (bool); eligible ones a finite score with
     low <= high; ineligible ones a reason."""
@@ -370,27 +199,16 @@ def _check_entry(entry, i):
         raise ValueError(f"entries[{i}] ({entry['id']}): low {entry['low']} > high {entry['high']}; "
                          "pass the interval as low <= high")
 
-# %% ../../nbs/20_capstone.ipynb #6649975a
-def _shares_rank(leader, entry):
-    """True when entry's interval overlaps the leader's (closed intervals), unless both scores are exact
-    (low == high) and their tie-break values differ."""
-    overlap = entry["low"] <= leader["high"] and leader["low"] <= entry["high"]
-    exact = leader["low"] == leader["high"] and entry["low"] == entry["high"]
-    return overlap and not (exact and leader.get("tiebreak") != entry.get("tiebreak"))
-
-# %% ../../nbs/20_capstone.ipynb #da0a553a
+# %% ../../nbs/20_capstone.ipynb #95f3546d
 def rank(entries, event):
     """Eligible entries best first with shared ranks, then the ineligible ones (rank None).
 
-    Rule: sort eligible entries by score (then tiebreak, then id), best first. The first entry leads
-    rank group 1. Walking down the list, an entry whose interval [low, high] overlaps the interval of
-    the CURRENT group's leader shares the leader's rank; the first one that does not becomes the
-    leader of a new group, ranked 1 + the number of entries above it (1, 1, 3: competition ranking).
-    Overlap is judged against the leader only, so chains do not extend a group: if A overlaps B and B
-    overlaps C but A does not overlap C, A and B share rank 1 and C is ranked 3.
-    Exact scores (low == high, e.g. Memory Challenge) that are equal share a rank only when their
-    'tiebreak' values are equal too. Ineligible entries follow in id order with their 'reason'.
-    Each returned dict is a copy of the entry plus 'rank' and 'leader' (the id its rank is shared with).
+    Rule: sort eligible entries by score (then tiebreak, then id), best first. An entry whose interval
+    [low, high] overlaps the interval of the CURRENT group's leader shares the leader's rank; the first one
+    that does not becomes the leader of a new group, ranked 1 + the number of entries above it (1, 1, 3).
+    Exact scores (low == high) that are equal share a rank only when their 'tiebreak' values are equal too.
+    Ineligible entries follow in id order with their 'reason'. Each returned dict is a copy of the entry
+    plus 'rank' and 'leader' (the id its rank is shared with).
     """
     rules = DEFAULT_RULES[parse_event(event)]
     if not isinstance(entries, (list, tuple)):
@@ -400,22 +218,26 @@ def rank(entries, event):
     ids = [e["id"] for e in entries]
     if len(set(ids)) != len(ids):
         raise ValueError(f"entry ids must be unique, got duplicates {sorted({i for i in ids if ids.count(i) > 1})}")
-    eligible = [dict(e) for e in entries if e["eligible"]]
-    with_tiebreak = {e.get("tiebreak") is not None for e in eligible}
-    if len(with_tiebreak) > 1:
+    if len({e.get("tiebreak") is not None for e in entries if e["eligible"]}) > 1:
         raise ValueError("some eligible entries have a 'tiebreak' and others not; give all or none of them one")
+    def shares(leader, entry):
+        overlap = entry["low"] <= leader["high"] and leader["low"] <= entry["high"]
+        exact = leader["low"] == leader["high"] and entry["low"] == entry["high"]
+        return overlap and not (exact and leader.get("tiebreak") != entry.get("tiebreak"))
+
     sign = -1.0 if rules.higher_is_better else 1.0
-    eligible.sort(key=lambda e: (sign * e["score"], sign * (e.get("tiebreak") or 0.0), e["id"]))
+    eligible = sorted((dict(e) for e in entries if e["eligible"]),
+                      key=lambda e: (sign * e["score"], sign * (e.get("tiebreak") or 0.0), e["id"]))
     leader = None
     for position, entry in enumerate(eligible, start=1):
-        if leader is None or not _shares_rank(leader, entry):
+        if leader is None or not shares(leader, entry):
             leader = entry
             leader["rank"] = position
         entry["rank"], entry["leader"] = leader["rank"], leader["id"]
     others = sorted((dict(e, rank=None, leader=None) for e in entries if not e["eligible"]), key=lambda e: e["id"])
     return eligible + others
 
-# %% ../../nbs/20_capstone.ipynb #2d4950a6
+# %% ../../nbs/20_capstone.ipynb #67909cc5
 def medals(ranked):
     """Copies of the ranked entries (from rank()) with 'medal': gold, silver, bronze for ranks 1, 2, 3,
     else None. Shared ranks share a medal and the next rank skips: ranks 1, 1, 3 -> gold, gold, bronze;
@@ -424,7 +246,7 @@ def medals(ranked):
         raise ValueError("medals needs the list that rank() returns (dicts with a 'rank')")
     return [dict(e, medal=MEDALS.get(e["rank"])) for e in ranked]
 
-# %% ../../nbs/20_capstone.ipynb #528421da
+
 def _rules_table(rules):
     """{OlympicEvent: EventRules}: DEFAULT_RULES updated with rules ({event or its name: EventRules})."""
     table = dict(DEFAULT_RULES)
@@ -435,7 +257,7 @@ def _rules_table(rules):
         table[event] = value
     return table
 
-# %% ../../nbs/20_capstone.ipynb #ffb0ab10
+
 def score_all(measurements, baseline, events, rules=None, seed=0):
     """{event value: medals(rank(...))} for each event: every submission scored against the baseline.
 

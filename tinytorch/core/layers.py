@@ -6,13 +6,14 @@
 # %% auto #0
 __all__ = ['Parameter', 'Module', 'Linear', 'Dropout', 'Sequential']
 
-# %% ../../nbs/03_layers.ipynb #aa02b458
+# %% ../../nbs/03_layers.ipynb #a1ebe177
 import math
 import numbers
 import operator
 from collections.abc import Mapping
 
 import numpy as np
+from fastcore.basics import patch
 
 from .tensor import Tensor
 
@@ -30,13 +31,14 @@ class Parameter(Tensor):
         text = one_line if len(one_line) <= 60 else text
         return f"Parameter({text}, shape={self.shape}, dtype={self.dtype})"
 
-# %% ../../nbs/03_layers.ipynb #2bec5953
+# %% ../../nbs/03_layers.ipynb #d815db91
 class Module:
     """Base class of every layer and model.
 
     Attributes that are Parameters or Modules are registered when assigned, in order;
     parameters(), named_parameters(), train()/eval(), state_dict() and load_state_dict()
-    walk the resulting tree. Subclasses call super().__init__() first and define forward().
+    walk the resulting tree (the methods steps 2 to 4 write are added with @patch).
+    Subclasses call super().__init__() first and define forward().
     """
 
     def __init__(self):
@@ -77,7 +79,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # ---- the module tree (step 2) ----
+    # ---- the module tree (step 2 adds named_modules and named_parameters) ----
     def named_children(self):
         """[(name, child)] for the direct child Modules, in registration order, each once."""
         return _first_occurrences(self._modules.items())
@@ -86,39 +88,20 @@ class Module:
         """The direct child Modules, in registration order, each once."""
         return [child for _, child in self.named_children()]
 
-    def named_modules(self):
-        """[(dotted name, module)] for this module ("") and all descendants, depth first."""
-        return _walk_modules(self, "", set())
-
     def modules(self):
         """This module and all its descendants, depth first, each once."""
         return [module for _, module in self.named_modules()]
-
-    def named_parameters(self):
-        """[(dotted name, Parameter)], e.g. ("0.weight", p); each Parameter once."""
-        return _named_parameters(self)
 
     def parameters(self):
         """Every Parameter of this module and its descendants, each once, in order."""
         return [param for _, param in self.named_parameters()]
 
-    # ---- modes (step 3) ----
-    def train(self, mode=True):
-        """Set `training` on this module and all descendants; returns self."""
-        return _set_training(self, mode)
-
+    # ---- modes (step 3 adds train) ----
     def eval(self):
         """Evaluation mode (same as train(False)); returns self."""
-        return _set_training(self, False)
+        return self.train(False)
 
-    # ---- saving and loading (step 4) ----
-    def state_dict(self):
-        """{dotted name: copy of the parameter's array}, in named_parameters() order."""
-        return _state_dict(self)
-
-    def load_state_dict(self, state, strict=True):
-        """Copy arrays from state into the parameters in place; returns (missing, unexpected)."""
-        return _load_state_dict(self, state, strict)
+    # ---- saving and loading: step 4 adds state_dict and load_state_dict ----
 
     # ---- printing ----
     def extra_repr(self):
@@ -129,21 +112,9 @@ class Module:
         """(name, layer) pairs that repr lists under this module: its registered children."""
         return list(self._modules.items())
 
-    def __repr__(self):
-        return _module_repr(self)
+    # ---- __repr__: step 2 adds it ----
 
-# %% ../../nbs/03_layers.ipynb #174af918
-def _module_repr(module):
-    """Name(extra) for a leaf; Name(\\n  (child): ...\\n) for a module with children."""
-    name, extra = type(module).__name__, module.extra_repr()
-    items = module._repr_items()
-    if not items:
-        return f"{name}({extra})"
-    lines = ([extra] if extra else []) + [f"({key}): {layer!r}" for key, layer in items]
-    body = "".join("  " + line.replace("\n", "\n  ") + "\n" for line in lines)
-    return f"{name}(\n{body})"
-
-# %% ../../nbs/03_layers.ipynb #e83a4eae
+# %% ../../nbs/03_layers.ipynb #41277a56
 def _join(prefix, name):
     """Dotted name of `name` inside `prefix` ("" for the root)."""
     return f"{prefix}.{name}" if prefix else name
@@ -158,42 +129,57 @@ def _first_occurrences(pairs):
             kept.append((name, obj))
     return kept
 
+# %% ../../nbs/03_layers.ipynb #2b72f014
+@patch(nm="named_modules")  # Module.named_modules; a private module name, so no public name is left None
+def _named_modules(self: Module):
+    """[(dotted name, module)] for this module ("") and all descendants, depth first, each once."""
+    found, seen = [], set()
 
-def _walk_modules(module, prefix, seen):
-    """[(dotted name, module)] for module and its descendants, depth first, skipping ids in seen."""
-    if id(module) in seen:
-        return []
-    seen.add(id(module))
-    found = [(prefix, module)]
-    for name, child in module._modules.items():
-        found += _walk_modules(child, _join(prefix, name), seen)
+    def visit(module, prefix):
+        if id(module) in seen:
+            return
+        seen.add(id(module))
+        found.append((prefix, module))
+        for name, child in module._modules.items():
+            visit(child, _join(prefix, name))
+
+    visit(self, "")
     return found
 
 
-def _named_parameters(module):
-    """[(dotted name, Parameter)] of module and its descendants, each Parameter once."""
-    return _first_occurrences(
-        (_join(prefix, name), param)
-        for prefix, sub in _walk_modules(module, "", set())
-        for name, param in sub._parameters.items())
+@patch(nm="named_parameters")  # Module.named_parameters; a private module name, so no public name is left None
+def _named_parameters(self: Module):
+    """[(dotted name, Parameter)], e.g. ("0.weight", p); each Parameter once, in order."""
+    pairs = [(_join(prefix, name), param)
+             for prefix, module in self.named_modules()
+             for name, param in module._parameters.items()]
+    return _first_occurrences(pairs)
 
-# %% ../../nbs/03_layers.ipynb #125029ab
-def _set_training(module, mode):
-    """Set training = mode on module and all its descendants; return module."""
+
+@patch
+def __repr__(self: Module):
+    """Name(extra) for a leaf; Name(\\n  (child): ...\\n) for a module with children."""
+    name, extra = type(self).__name__, self.extra_repr()
+    items = self._repr_items()
+    if not items:
+        return f"{name}({extra})"
+    lines = ([extra] if extra else []) + [f"({key}): {layer!r}" for key, layer in items]
+    body = "".join("  " + line.replace("\n", "\n  ") + "\n" for line in lines)
+    return f"{name}(\n{body})"
+
+# %% ../../nbs/03_layers.ipynb #ca999362
+@patch(nm="train")  # Module.train; a private module name, so no public name is left None
+def _train(self: Module, mode=True):
+    """Set `training` on this module and all descendants; returns self."""
     if not isinstance(mode, bool):
         raise TypeError(
             f"train(mode) expects True or False, got {mode!r} ({type(mode).__name__}); "
             "use model.train() or model.eval()")
-    for _, sub in _walk_modules(module, "", set()):
-        sub.training = mode
-    return module
+    for module in self.modules():
+        module.training = mode
+    return self
 
-# %% ../../nbs/03_layers.ipynb #cf167fb3
-def _state_dict(module):
-    """{dotted name: copy of the parameter array} in named_parameters order."""
-    return {name: param.data.copy() for name, param in _named_parameters(module)}
-
-
+# %% ../../nbs/03_layers.ipynb #546f242a
 def _state_value(name, value, param):
     """value as a numeric ndarray with param's shape; TypeError/ValueError naming the key."""
     array = np.asarray(value)
@@ -208,18 +194,25 @@ def _state_value(name, value, param):
     return array
 
 
-def _load_state_dict(module, state, strict):
-    """Copy state's arrays into module's parameters in place; return (missing, unexpected)."""
+@patch(nm="state_dict")  # Module.state_dict; a private module name, so no public name is left None
+def _state_dict(self: Module):
+    """{dotted name: copy of the parameter's array}, in named_parameters() order."""
+    return {name: param.data.copy() for name, param in self.named_parameters()}
+
+
+@patch(nm="load_state_dict")  # Module.load_state_dict; a private module name, so no public name is left None
+def _load_state_dict(self: Module, state, strict=True):
+    """Copy arrays from state into the parameters in place; returns (missing, unexpected)."""
     if not isinstance(state, Mapping):
         raise TypeError(
             f"load_state_dict expects a dict of name -> array (from state_dict()), "
             f"got {type(state).__name__}")
-    params = dict(_named_parameters(module))
+    params = dict(self.named_parameters())
     missing = sorted(params.keys() - state.keys(), key=str)
     unexpected = sorted(state.keys() - params.keys(), key=str)
     if strict and (missing or unexpected):
         raise ValueError(
-            f"load_state_dict(strict=True): the state does not match {type(module).__name__}'s "
+            f"load_state_dict(strict=True): the state does not match {type(self).__name__}'s "
             f"parameters: missing keys {missing}, unexpected keys {unexpected}; compare with "
             "model.state_dict().keys(), or pass strict=False to load only the keys both have")
     values = {name: _state_value(name, state[name], param)
@@ -228,7 +221,7 @@ def _load_state_dict(module, state, strict):
         params[name].data[...] = value
     return missing, unexpected
 
-# %% ../../nbs/03_layers.ipynb #48113795
+# %% ../../nbs/03_layers.ipynb #d1f81661
 def _positive_int(value, name):
     """value as an int > 0; TypeError for non-integers (bools too), ValueError for <= 0."""
     if isinstance(value, bool):
@@ -278,7 +271,7 @@ class Linear(Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
-# %% ../../nbs/03_layers.ipynb #7d91887b
+# %% ../../nbs/03_layers.ipynb #e92c8c6e
 def _mask_dtype(x):
     """dtype for a mask multiplying x: x's own float dtype, float32 for other inputs."""
     return x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
@@ -311,7 +304,19 @@ class Dropout(Module):
     def extra_repr(self):
         return f"p={self.p}"
 
-# %% ../../nbs/03_layers.ipynb #fcfd232d
+# %% ../../nbs/03_layers.ipynb #288153ff
+def _check_layer(position, layer):
+    """TypeError naming the position unless layer is a callable instance (not a class)."""
+    if isinstance(layer, type):
+        raise TypeError(
+            f"Sequential layer {position} is the class {layer.__name__}, not a layer; "
+            f"create an instance, e.g. {layer.__name__}(...)")
+    if not callable(layer):
+        raise TypeError(
+            f"Sequential layer {position} is not callable: got {type(layer).__name__}; "
+            "pass Modules (e.g. Linear(4, 3)) or callables such as activations")
+
+
 class Sequential(Module):
     """Applies its layers in order. Layers: Modules or any callables (e.g. activations);
     Module layers are registered as children named by position ("0", "1", ...)."""
@@ -320,14 +325,8 @@ class Sequential(Module):
         """Check that every layer is callable; register Module layers as "0", "1", ..."""
         super().__init__()
         for position, layer in enumerate(layers):
-            if isinstance(layer, type):
-                raise TypeError(
-                    f"Sequential layer {position} is the class {layer.__name__}, not a layer; "
-                    f"create an instance, e.g. {layer.__name__}(...)")
-            if not callable(layer):
-                raise TypeError(
-                    f"Sequential layer {position} is not callable: got {type(layer).__name__}; "
-                    "pass Modules (e.g. Linear(4, 3)) or callables such as activations")
+            _check_layer(position, layer)
+        for position, layer in enumerate(layers):
             if isinstance(layer, Module):
                 setattr(self, str(position), layer)
         self._layers = tuple(layers)

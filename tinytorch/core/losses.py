@@ -6,46 +6,11 @@
 # %% auto #0
 __all__ = ['Loss', 'log_softmax', 'MSELoss', 'CrossEntropyLoss', 'BCELoss']
 
-# %% ../../nbs/04_losses.ipynb #a3ce10cd
+# %% ../../nbs/04_losses.ipynb #24bdd878
 import numpy as np
 
-from .tensor import Tensor, _normalize_dim
-
-
-def _as_tensor(value):
-    """value if it is a Tensor, else a float32 copy made with Tensor(value)."""
-    return value if isinstance(value, Tensor) else Tensor(value)
-
-
-def _float_array(tensor):
-    """The array of tensor as floats: float arrays as they are, others as float32."""
-    return tensor.data if tensor.dtype.kind == "f" else tensor.data.astype(np.float32)
-
-
-def _check_finite(values, loss, argument):
-    """ValueError naming the argument and the count if values holds NaN or inf."""
-    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise ValueError(
-            f"{loss}: {argument} contain NaN/inf ({bad} of {values.size} entries are not "
-            "finite); a diverging model produces these: lower the learning rate, or check "
-            "the data and the previous layers for NaN/inf")
-
-
-def _check_pair(loss, predictions, targets):
-    """Two arrays compared element by element: same shape, not empty, all finite."""
-    if predictions.shape != targets.shape:
-        raise ValueError(
-            f"{loss}: predictions and targets must have the same shape, got predictions "
-            f"{predictions.shape} and targets {targets.shape}; losses do not broadcast "
-            "((N, 1) against (N,) would build an (N, N) table): reshape one to match, "
-            "e.g. targets.reshape(-1, 1)")
-    if predictions.size == 0:
-        raise ValueError(
-            f"{loss}: predictions of shape {predictions.shape} are empty; "
-            "the mean over no elements is undefined")
-    _check_finite(predictions, loss, "predictions")
-    _check_finite(targets, loss, "targets")
+from .loss_checks import _bce_inputs, _check_eps, _cross_entropy_inputs, _log_softmax_input, _mse_inputs
+from .tensor import Tensor
 
 
 class Loss:
@@ -57,107 +22,47 @@ class Loss:
     def __repr__(self):
         return f"{type(self).__name__}()"
 
-# %% ../../nbs/04_losses.ipynb #523c0ac2
-def _log_softmax_array(a, axis):
-    """Stable log-softmax of the float array a along axis: a - max - log(sum(exp(a - max)))."""
-    shifted = a - a.max(axis=axis, keepdims=True)  # every entry <= 0, the largest exactly 0
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
+# %% ../../nbs/04_losses.ipynb #77d15776
 def log_softmax(x, dim=-1):
     """log(softmax(x)) along dim, computed stably; a Tensor of x's shape and float dtype."""
-    if not isinstance(x, Tensor):
-        raise TypeError(
-            f"log_softmax expects a Tensor, got {type(x).__name__}; wrap arrays and lists "
-            "with Tensor(...)")
-    a = _float_array(x)
-    axis = _normalize_dim(dim, a.ndim, "log_softmax dim")
-    return Tensor.from_numpy(_log_softmax_array(a, axis))
+    a, axis = _log_softmax_input(x, dim)
+    shifted = a - a.max(axis=axis, keepdims=True)  # every entry <= 0, the largest exactly 0
+    return Tensor.from_numpy(shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True)))
 
-# %% ../../nbs/04_losses.ipynb #864e0cba
+# %% ../../nbs/04_losses.ipynb #fd39d7e7
 class MSELoss(Loss):
     """Mean squared error: mean((predictions - targets)^2); both of the same shape."""
 
     def forward(self, predictions, targets):
         """The mean squared error as a 0-d Tensor, built from Tensor operations."""
-        predictions, targets = _as_tensor(predictions), _as_tensor(targets)
-        _check_pair("MSELoss", predictions.data, targets.data)
+        predictions, targets = _mse_inputs(predictions, targets)
         diff = predictions - targets
         return (diff * diff).mean()
 
-# %% ../../nbs/04_losses.ipynb #1ef427d5
-def _class_labels(targets, logits_shape):
-    """The integer label array from targets (Tensor or array), checked against logits (N, C)."""
-    labels = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(
-            f"CrossEntropyLoss targets must be class indices with an integer dtype (int64), "
-            f"got dtype {labels.dtype}; create them with Tensor(labels, dtype=np.int64) "
-            "(Tensor(...) alone gives float32)")
-    batch, classes = logits_shape
-    if labels.shape != (batch,):
-        raise ValueError(
-            f"CrossEntropyLoss: logits of shape {logits_shape} need labels of shape "
-            f"({batch},), one class index per row, got labels of shape {labels.shape}")
-    if batch == 0:
-        raise ValueError("CrossEntropyLoss: the batch is empty (logits of shape "
-                         f"{logits_shape}); the mean over no samples is undefined")
-    outside = (labels < 0) | (labels >= classes)
-    if outside.any():
-        position = int(np.argmax(outside))
-        raise ValueError(
-            f"CrossEntropyLoss: label {labels[position]} at position {position} is outside "
-            f"[0, {classes}): with C={classes} classes the labels must be 0..{classes - 1}")
-    return labels
-
-
+# %% ../../nbs/04_losses.ipynb #08c75aa7
 class CrossEntropyLoss(Loss):
     """Mean over the batch of -log_softmax(logits)[i, label_i]; logits (N, C), labels (N,)."""
 
     def forward(self, predictions, targets):
         """Cross-entropy of logits predictions (N, C) and integer labels targets (N,); 0-d Tensor."""
-        logits = _float_array(_as_tensor(predictions))
-        if logits.ndim != 2:
-            raise ValueError(
-                f"CrossEntropyLoss expects logits of shape (N, C), got shape {logits.shape}; "
-                "for one sample use logits.reshape(1, -1)")
-        _check_finite(logits, "CrossEntropyLoss", "predictions (logits)")
-        labels = _class_labels(targets, logits.shape)
-        log_probs = _log_softmax_array(logits, axis=1)
+        logits, labels = _cross_entropy_inputs(predictions, targets)
+        log_probs = log_softmax(Tensor.from_numpy(logits), dim=1).data
         picked = log_probs[np.arange(labels.shape[0]), labels]
         return Tensor.from_numpy(np.asarray(-picked.mean(), dtype=logits.dtype))
 
-# %% ../../nbs/04_losses.ipynb #af4480d9
-def _check_probabilities(values, argument):
-    """ValueError naming the min and max found unless every value lies in [0, 1]."""
-    low, high = values.min(), values.max()
-    if low < 0 or high > 1:
-        hint = ("they are probabilities: apply Sigmoid to the model's raw outputs first"
-                if argument == "predictions" else "use 0/1 labels or probabilities")
-        raise ValueError(
-            f"BCELoss: {argument} must lie in [0, 1], found min {low:.6g} and max {high:.6g}; {hint}")
-
-
+# %% ../../nbs/04_losses.ipynb #1c628769
 class BCELoss(Loss):
     """Binary cross-entropy: mean(-(t log p + (1 - t) log(1 - p))), p clipped to [eps, 1 - eps]."""
 
     def __init__(self, eps=1e-7):
-        eps = float(eps)
-        if not 0 < eps < 0.5:
-            raise ValueError(f"BCELoss eps must lie in (0, 0.5), got {eps}; the default 1e-7 suits float32")
-        self.eps = eps
+        self.eps = _check_eps(eps)
 
     def __repr__(self):
         return f"BCELoss(eps={self.eps!r})"
 
     def forward(self, predictions, targets):
         """Binary cross-entropy of probabilities and targets of the same shape; 0-d Tensor."""
-        predictions, targets = _as_tensor(predictions), _as_tensor(targets)
-        p = _float_array(predictions)
-        _check_pair("BCELoss", p, targets.data)
-        _check_probabilities(p, "predictions")
-        _check_probabilities(targets.data, "targets")
-        t = targets.data.astype(p.dtype, copy=False)
+        p, t = _bce_inputs(predictions, targets)
         p = np.clip(p, self.eps, 1 - self.eps)
         loss = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
         return Tensor.from_numpy(np.asarray(loss, dtype=p.dtype))

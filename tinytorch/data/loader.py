@@ -4,45 +4,26 @@
 # Source of truth: modules/05_dataloader/dataloader.py; regenerate with `tito export 5`.
 
 # %% auto #0
-__all__ = ['DIGITS_CLASSES', 'DIGITS_SPLIT_SEED', 'DIGITS_TEST_FRACTION', 'DIGITS_SPLITS', 'CIFAR10_CLASSES', 'CIFAR10_FOLDER',
-           'CIFAR10_FILES', 'Dataset', 'TensorDataset', 'DataLoader', 'stratified_split', 'load_digits', 'load_cifar10']
+__all__ = ['DIGITS_CLASSES', 'DIGITS_SPLIT_SEED', 'DIGITS_TEST_FRACTION', 'DIGITS_SPLITS', 'Dataset', 'TensorDataset',
+           'DataLoader', 'stratified_split', 'load_digits', 'load_cifar10', 'CIFAR10_CLASSES', 'CIFAR10_FOLDER',
+           'CIFAR10_FILES']
 
-# %% ../../nbs/05_dataloader.ipynb #e21411d8
-import numbers
+# %% ../../nbs/05_dataloader.ipynb #26f9e4f6
 import operator
-import pickle
-from pathlib import Path
 
 import numpy as np
 
 from ..core.tensor import Tensor
+from .cifar10_files import (
+    CIFAR10_CLASSES, CIFAR10_FILES, CIFAR10_FOLDER, _check_cifar10_batch, _cifar10_folder, _unpickle_batch)
+from .loader_checks import (
+    _as_batch, _as_tensor, _check_batch_size, _check_choice, _check_dataset, _check_index, _check_indices,
+    _check_samples, _dataset_tensors, _field_arrays, _split_labels)
 
-# %% ../../nbs/05_dataloader.ipynb #18c5464d
-def _as_tensor(value, what):
-    """value as a Tensor: Tensors pass through, ndarrays are wrapped (no copy, dtype kept)."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, np.ndarray):
-        return Tensor.from_numpy(value)
-    raise TypeError(
-        f"{what} must be a Tensor or a numpy array, got {type(value).__name__}; convert it "
-        "first, e.g. Tensor(x) for float32 features or np.asarray(y, dtype=np.int64) for labels")
-
-
+# %% ../../nbs/05_dataloader.ipynb #7cf09654
 def _as_fields(sample):
     """A sample as a tuple of fields (a value that is not a tuple is a one-field sample)."""
     return sample if isinstance(sample, tuple) else (sample,)
-
-
-def _stack_field(values, position, owner):
-    """np.stack of one field's values (Tensors, arrays or numbers); ValueError naming the shapes."""
-    arrays = [value.data if isinstance(value, Tensor) else np.asarray(value) for value in values]
-    shapes = sorted({array.shape for array in arrays})
-    if len(shapes) > 1:
-        raise ValueError(
-            f"{owner}: field {position} has different shapes in one batch: {shapes}; every "
-            "sample must give each field the same shape (pad or resize them in __getitem__)")
-    return np.stack(arrays)
 
 
 class Dataset:
@@ -67,17 +48,9 @@ class Dataset:
         """The samples at indices as a tuple of batched Tensors, one per field."""
         owner = type(self).__name__
         samples = [_as_fields(self[operator.index(i)]) for i in indices]
-        if not samples:
-            raise ValueError(
-                f"{owner}.__getitems__ got no indices; the default cannot tell the fields' "
-                "shapes without a sample, so pass at least one index")
-        widths = sorted({len(sample) for sample in samples})
-        if len(widths) > 1:
-            raise ValueError(
-                f"{owner}: samples in one batch have different numbers of fields {widths}; "
-                "__getitem__ must return the same fields for every index")
+        _check_samples(samples, owner)
         columns = zip(*samples)  # field k of every sample
-        return tuple(Tensor.from_numpy(_stack_field(values, k, owner))
+        return tuple(Tensor.from_numpy(np.stack(_field_arrays(values, k, owner)))
                      for k, values in enumerate(columns))
 
     def __repr__(self):
@@ -87,39 +60,7 @@ class Dataset:
             size = "__len__ not implemented"
         return f"{type(self).__name__}({size})"
 
-# %% ../../nbs/05_dataloader.ipynb #06bffd63
-def _check_index(index, size):
-    """index as an int in [-size, size); TypeError or IndexError with the valid range."""
-    try:
-        position = operator.index(index)
-    except TypeError:
-        raise TypeError(
-            f"a dataset index must be an integer, got {type(index).__name__} {index!r}; "
-            "use __getitems__(indices) to fetch several samples") from None
-    if not -size <= position < size:
-        raise IndexError(
-            f"index {position} is out of range for a dataset of {size} samples "
-            f"(valid: {-size}..{size - 1})")
-    return position
-
-
-def _check_indices(indices, size):
-    """indices as a 1-D integer ndarray, all in [-size, size); TypeError or IndexError."""
-    positions = np.asarray(indices)
-    if positions.size == 0:
-        positions = positions.reshape(0).astype(np.intp)
-    if positions.ndim != 1 or positions.dtype.kind not in "iu":
-        raise TypeError(
-            "indices must be a 1-D sequence of integers, got an array of dtype "
-            f"{positions.dtype} and shape {positions.shape}")
-    outside = positions[(positions < -size) | (positions >= size)]
-    if outside.size:
-        raise IndexError(
-            f"indices {outside[:5].tolist()} are out of range for a dataset of {size} samples "
-            f"(valid: {-size}..{size - 1})")
-    return positions
-
-
+# %% ../../nbs/05_dataloader.ipynb #102bddff
 class TensorDataset(Dataset):
     """A data set held as tensors that share their first dimension (the sample index).
 
@@ -130,18 +71,7 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors):
         """Hold tensors (at least one, each at least 1-D, all with the same first dimension)."""
-        if not tensors:
-            raise ValueError(
-                "TensorDataset needs at least one tensor, e.g. TensorDataset(images, labels)")
-        self.tensors = tuple(_as_tensor(tensor, f"TensorDataset argument {k}")
-                             for k, tensor in enumerate(tensors))
-        shapes = [tensor.shape for tensor in self.tensors]
-        if any(len(shape) == 0 for shape in shapes) or len({shape[0] for shape in shapes}) > 1:
-            listed = ", ".join(str(shape) for shape in shapes)
-            raise ValueError(
-                "TensorDataset tensors must be at least 1-D and share their first dimension "
-                f"(the number of samples), got shapes {listed}; make every tensor hold one "
-                "row per sample")
+        self.tensors = _dataset_tensors(tensors)
 
     def __len__(self):
         return self.tensors[0].shape[0]
@@ -161,21 +91,7 @@ class TensorDataset(Dataset):
         described = ", ".join(f"{tensor.shape} {tensor.dtype}" for tensor in self.tensors)
         return f"TensorDataset({len(self)} samples; tensors: {described})"
 
-# %% ../../nbs/05_dataloader.ipynb #ee1cf0d1
-def _check_batch_size(batch_size):
-    """batch_size as a positive int; ValueError with the value received otherwise."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
-
-
-def _as_batch(fields):
-    """What __getitems__ returned, as a tuple of Tensors (a single Tensor or array is one field)."""
-    if isinstance(fields, (Tensor, np.ndarray)):
-        fields = (fields,)
-    return tuple(_as_tensor(field, "a batch field returned by __getitems__") for field in fields)
-
-
+# %% ../../nbs/05_dataloader.ipynb #b9774fab
 class DataLoader:
     """Iterate over a dataset in batches: each step yields a tuple of batched Tensors.
 
@@ -185,11 +101,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=32, shuffle=False, seed=None, drop_last=False):
-        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitems__")):
-            raise TypeError(
-                f"DataLoader needs a Dataset (with __len__ and __getitems__), got "
-                f"{type(dataset).__name__}; wrap arrays in TensorDataset(x, y) or subclass Dataset")
-        self.dataset = dataset
+        self.dataset = _check_dataset(dataset)
         self.batch_size = _check_batch_size(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = seed
@@ -202,36 +114,23 @@ class DataLoader:
         return full if self.drop_last or rest == 0 else full + 1
 
     def __iter__(self):
-        """One epoch: its order is drawn now, its batches are fetched lazily."""
-        return self._batches(self._epoch_order())
-
-    def _epoch_order(self):
-        """The sample indices of one epoch: a fresh permutation with shuffle, else 0..N-1."""
+        """One epoch: its order (a fresh permutation with shuffle, else 0..N-1) is drawn now,
+        its len(self) batches, __getitems__ of consecutive batch_size slices, are fetched lazily."""
         size = len(self.dataset)
-        return self._rng.permutation(size) if self.shuffle else np.arange(size)
-
-    def _batches(self, order):
-        """Yield len(self) batches: __getitems__ of consecutive batch_size slices of order."""
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield _as_batch(self.dataset.__getitems__(order[start:start + self.batch_size]))
+        order = self._rng.permutation(size) if self.shuffle else np.arange(size)
+        starts = range(0, len(self) * self.batch_size, self.batch_size)
+        return (_as_batch(self.dataset.__getitems__(order[start:start + self.batch_size])) for start in starts)
 
     def __repr__(self):
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, seed={self.seed!r}, drop_last={self.drop_last}; "
                 f"{len(self)} batches per epoch)")
 
-# %% ../../nbs/05_dataloader.ipynb #384c2f26
+# %% ../../nbs/05_dataloader.ipynb #f825e6bb
 DIGITS_CLASSES = 10
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLITS = ("train", "test", "all")
-
-
-def _check_choice(name, value, choices):
-    """ValueError naming the valid choices unless value is one of them."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
 
 
 def stratified_split(labels, test_fraction, seed):
@@ -241,13 +140,7 @@ def stratified_split(labels, test_fraction, seed):
     first round(test_fraction * n_c) indices of np.random.default_rng(seed + c).permutation
     of that class's indices go to test, the rest to train.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
-        raise ValueError(
-            f"labels must be a 1-D array of non-negative integers, got dtype {labels.dtype}, "
-            f"shape {labels.shape}")
-    if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction!r}")
+    labels = _split_labels(labels, test_fraction)
     test_parts = [np.empty(0, dtype=np.int64)]
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
@@ -256,14 +149,6 @@ def stratified_split(labels, test_fraction, seed):
     test = np.sort(np.concatenate(test_parts))
     train = np.setdiff1d(np.arange(labels.size), test)  # sorted, everything not in test
     return train, test
-
-
-def _digits_indices(labels, split):
-    """sklearn indices of a digits split, ascending."""
-    if split == "all":
-        return np.arange(labels.size)
-    train, test = stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
-    return train if split == "train" else test
 
 
 def load_digits(split="train", flatten=False):
@@ -285,76 +170,19 @@ def load_digits(split="train", flatten=False):
     from sklearn.datasets import load_digits as sklearn_load_digits  # slow import: only when needed
 
     digits = sklearn_load_digits()
-    indices = _digits_indices(digits.target, split)
+    if split == "all":
+        indices = np.arange(digits.target.size)
+    else:
+        train, test = stratified_split(digits.target, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
+        indices = train if split == "train" else test
     images = (digits.images[indices] / 16).astype(np.float32)
     images = images.reshape(-1, 64) if flatten else images.reshape(-1, 1, 8, 8)
     labels = digits.target[indices].astype(np.int64)
     return TensorDataset(Tensor.from_numpy(images), Tensor.from_numpy(labels))
 
-# %% ../../nbs/05_dataloader.ipynb #eb6cc8d7
-CIFAR10_CLASSES = 10
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_FILES = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
+# %% ../../nbs/05_dataloader.ipynb #3e72dcb1
+_all_ = ["CIFAR10_CLASSES", "CIFAR10_FOLDER", "CIFAR10_FILES"]  # defined in cifar10_files, public here too
 _CIFAR10_IMAGE_SHAPE = (3, 32, 32)  # channels (R, G, B), rows, columns
-_CIFAR10_ROW_BYTES = 3 * 32 * 32
-
-
-def _cifar10_folder(root, names):
-    """The folder with the batch files (root/cifar-10-batches-py if present, else root).
-
-    FileNotFoundError, saying what was looked for, where and how to get it, if any is missing.
-    """
-    root = Path(root)
-    nested = root / CIFAR10_FOLDER
-    folder = nested if nested.is_dir() else root
-    missing = [name for name in names if not (folder / name).is_file()]
-    if not missing:
-        return folder
-    where = f"{folder}" if folder.is_dir() else f"{folder} (which does not exist)"
-    if folder == root and root.name != CIFAR10_FOLDER:
-        where += f" and in {nested} (which does not exist)"
-    extract_in = root.parent if root.name == CIFAR10_FOLDER else root
-    raise FileNotFoundError(
-        f"CIFAR-10 files not found: looked for {', '.join(names)} in {where}; missing: "
-        f"{', '.join(missing)}. Nothing is downloaded at run time: download the official "
-        "\"CIFAR-10 python version\" archive (cifar-10-python.tar.gz from "
-        "https://www.cs.toronto.edu/~kriz/cifar.html) yourself and extract it in "
-        f"{extract_in}, which creates {extract_in / CIFAR10_FOLDER}; then pass that folder "
-        "or its parent as root")
-
-
-def _unpickle_batch(path):
-    """The object pickled in one batch file (bytes keys kept as bytes)."""
-    with open(path, "rb") as file:
-        try:
-            return pickle.load(file, encoding="bytes")
-        except (pickle.UnpicklingError, EOFError) as err:
-            raise ValueError(
-                f"{path} is not a readable CIFAR-10 batch ({type(err).__name__}: {err}); the "
-                "file is damaged: extract the official archive again") from err
-
-
-def _decode_cifar10_batch(batch, path):
-    """(images uint8 (N, 3, 32, 32), labels int64 (N,)) of one unpickled batch from path."""
-    if not isinstance(batch, dict) or not {b"data", b"labels"} <= batch.keys():
-        found = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(
-            f"{path} is not a CIFAR-10 batch: expected a dict with keys b'data' and b'labels', "
-            f"found {found}; extract the official archive again")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-            and data.shape[1] == _CIFAR10_ROW_BYTES):
-        described = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
-                     else type(data).__name__)
-        raise ValueError(
-            f"{path}: b'data' must be a uint8 array of shape (N, {_CIFAR10_ROW_BYTES}), got a "
-            f"{described}; extract the official archive again")
-    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu" or (
-            labels.size and not 0 <= labels.min() <= labels.max() < CIFAR10_CLASSES):
-        raise ValueError(
-            f"{path}: b'labels' must hold {data.shape[0]} ints in 0..{CIFAR10_CLASSES - 1} (one "
-            f"per image), got shape {labels.shape} dtype {labels.dtype}")
-    return data.reshape(-1, *_CIFAR10_IMAGE_SHAPE), labels.astype(np.int64)
 
 
 def load_cifar10(root, split="train"):
@@ -368,8 +196,9 @@ def load_cifar10(root, split="train"):
     _check_choice("split", split, tuple(CIFAR10_FILES))
     folder = _cifar10_folder(root, CIFAR10_FILES[split])
     paths = [folder / name for name in CIFAR10_FILES[split]]
-    decoded = [_decode_cifar10_batch(_unpickle_batch(path), path) for path in paths]
-    images = np.concatenate([pixels for pixels, _ in decoded]).astype(np.float32)
+    decoded = [_check_cifar10_batch(_unpickle_batch(path), path) for path in paths]
+    pixels = np.concatenate([data for data, _ in decoded])  # still uint8: (50000, 3072) for train
+    images = pixels.reshape(-1, *_CIFAR10_IMAGE_SHAPE).astype(np.float32)
     images /= 255  # in place: no second float32 copy
     labels = np.concatenate([batch_labels for _, batch_labels in decoded])
     return TensorDataset(Tensor.from_numpy(images), Tensor.from_numpy(labels))
