@@ -82,6 +82,15 @@ def systems_release_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def capstone_release_dir(tmp_path_factory) -> Path:
+    """An edition where only 19 and 20 are exercises (`--modules 19-20`: everything before ships solved)."""
+    base = tmp_path_factory.mktemp("release-19-20")
+    source = copy_tree(base / "instructor")
+    run_tito(source, "release", "--out", str(base / "student"), "--modules", "19-20", check=0)
+    return base / "student"
+
+
+@pytest.fixture(scope="session")
 def exported_release_dir(release_dir, tmp_path_factory) -> Path:
     """The whole-course edition after `make demo`'s first step (`tito export --all`: every stub exported).
     Shared and read-only: copy it (`student`-style) before changing it."""

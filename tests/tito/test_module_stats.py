@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from tinytorch.tito.stats import source_stats, stats_rows
 
 
@@ -92,32 +94,49 @@ MIN_SHARE = 0.20
 MIN_SHARE_BY_MODULE = {19: 0.30}
 
 
+# Module 19's lesson is not rewritten yet (issue 13 is open for it): its figures are known to miss. strict=True
+# makes these tests fail the day they pass, so whoever lands the lesson removes the mark.
+NOT_YET = {19: "issue 13: module 19 is still one 4,700-line notebook (1.7% share, 7 exercises)"}
+
+
 def _course_stats():
     from pathlib import Path
 
     from tinytorch.tito.stats import module_stats
     from tinytorch.tito.tree import Tree
 
-    return module_stats(Tree(Path(__file__).resolve().parents[2]).modules)
+    return dict((m.number, (m, s)) for m, s in module_stats(Tree(Path(__file__).resolve().parents[2]).modules))
 
 
-def test_every_module_lesson_is_mostly_the_students_work():
+def _numbers():
+    from pathlib import Path
+
+    from tinytorch.tito.tree import Tree
+
+    return [pytest.param(m.number, id=m.slug, marks=[pytest.mark.xfail(strict=True, reason=NOT_YET[m.number])]
+                         if m.number in NOT_YET else [])
+            for m in Tree(Path(__file__).resolve().parents[2]).modules]
+
+
+@pytest.mark.parametrize("number", _numbers())
+def test_every_module_lesson_is_mostly_the_students_work(number):
+    module, stats = _course_stats()[number]
+    floor = MIN_SHARE_BY_MODULE.get(module.number, MIN_SHARE)
     problems = []
-    for module, stats in _course_stats():
-        floor = MIN_SHARE_BY_MODULE.get(module.number, MIN_SHARE)
-        if len(stats.exercises) < MIN_EXERCISES:
-            problems.append(f"{module.slug}: {len(stats.exercises)} exercises, fewer than {MIN_EXERCISES}")
-        if stats.student_share is None or stats.student_share < floor:
-            problems.append(f"{module.slug}: student share {stats.student_share or 0:.1%} "
-                            f"({stats.solution_lines} of {stats.code_lines}), below {floor:.0%}")
-        for exercise in stats.mostly_checks:
-            problems.append(f"{module.slug}: the exercise at line {exercise.line} is mostly input checks "
-                            f"({exercise.check_lines} of {exercise.code_lines} lines)")
+    if len(stats.exercises) < MIN_EXERCISES:
+        problems.append(f"{module.slug}: {len(stats.exercises)} exercises, fewer than {MIN_EXERCISES}")
+    if stats.student_share is None or stats.student_share < floor:
+        problems.append(f"{module.slug}: student share {stats.student_share or 0:.1%} "
+                        f"({stats.solution_lines} of {stats.code_lines}), below {floor:.0%}")
+    for exercise in stats.mostly_checks:
+        problems.append(f"{module.slug}: the exercise at line {exercise.line} is mostly input checks "
+                        f"({exercise.check_lines} of {exercise.code_lines} lines)")
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.xfail(strict=True, reason=NOT_YET[19])
 def test_module_19_has_eight_exercises_of_real_size():
-    stats = dict((m.number, s) for m, s in _course_stats())[19]
+    stats = _course_stats()[19][1]
     sized = [e for e in stats.exercises if 8 <= e.code_lines <= 30]
     assert len(sized) >= 8, [(e.line, e.code_lines) for e in stats.exercises]
 

@@ -168,3 +168,21 @@ def test_lazy_exports():
     assert tinytorch.Tensor is Tensor
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         tinytorch.Nope
+
+
+def test_no_generated_module_has_a_public_name_bound_to_none():
+    """fastcore's @patch leaves the decorated function's name bound to None in its module; a public None would
+    make `from tinytorch.core.training import fit` quietly give None. Lessons patch with a private name."""
+    import importlib
+    import pkgutil
+
+    import tinytorch
+
+    found = []
+    for info in pkgutil.walk_packages(tinytorch.__path__, "tinytorch."):
+        if info.name.startswith("tinytorch.tito"):
+            continue
+        module = importlib.import_module(info.name)
+        found += [f"{info.name}.{name}" for name, value in vars(module).items()
+                  if value is None and not name.startswith("_")]
+    assert not found, found
