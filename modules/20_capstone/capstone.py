@@ -710,8 +710,10 @@ for side in ("entry", "baseline"):
 assert len(_got["entry"]["latency_ms"]) == len(_got["baseline"]["latency_ms"]), "latencies come from one interleaved run"
 _s = _got["speedup"]
 assert abs(_s["value"] - np.median(_got["baseline"]["latency_ms"]) / np.median(_got["entry"]["latency_ms"])) < 1e-9
-assert 0.2 < _s["value"] < 0.5 and _s["high"] < 1 and _s["verdict"] == "submission slower", \
-    f"an entry that runs the baseline 3 times should be about 3x slower: speed-up ~0.33 with an interval below 1, got {_s['value']:.3f} [{_s['low']:.3f}, {_s['high']:.3f}]"
+# Three forwards take at least about twice one forward's time on any machine (the exact ratio depends on the
+# BLAS kernel and the caches: 0.17-0.33 was seen), so the test asks for a clear slow-down, not for 1/3.
+assert 0.05 < _s["value"] < 0.6 and _s["high"] < 1 and _s["verdict"] == "submission slower", \
+    f"an entry that runs the baseline 3 times should be clearly slower: speed-up well below 1 (about 0.2-0.35) with an interval below 1, got {_s['value']:.3f} [{_s['low']:.3f}, {_s['high']:.3f}]"
 assert _got["latency_comparison"].a == "entry" and _got["latency_comparison"].ratio > 1
 
 # %% [markdown]

@@ -88,7 +88,8 @@ def test_measure_entry_measures_both_models_on_the_same_data(baseline):
     assert len(got["entry"]["latency_ms"]) == len(got["baseline"]["latency_ms"]) >= 10
     s = got["speedup"]
     assert s["value"] == pytest.approx(np.median(got["baseline"]["latency_ms"]) / np.median(got["entry"]["latency_ms"]))
-    assert 0.2 < s["value"] < 0.5 and s["low"] <= s["value"] <= s["high"] < 1 and s["verdict"] == "submission slower"
+    # three forwards: clearly slower on any machine (0.17-0.33 seen, by BLAS kernel and caches), not exactly 1/3
+    assert 0.05 < s["value"] < 0.6 and s["low"] <= s["value"] <= s["high"] < 1 and s["verdict"] == "submission slower"
     comparison = got["latency_comparison"]
     assert (comparison.a, comparison.b) == ("entry", "baseline") and comparison.ratio > 2
 
